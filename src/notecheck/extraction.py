@@ -1,0 +1,288 @@
+"""Turn matched, ConText-modified spans into one `Findings` object with its evidence (the `notecheck_findings` component).
+
+Every mention becomes an `Evidence` record (even negated or hypothetical ones, so a reviewer sees what was ignored and
+why); only mentions that count feed the findings. How conflicting mentions resolve is data (patterns/findings.json).
+"""
+
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from notecheck.models import Evidence, Findings, Resolution
+from notecheck.rulebook import FindingsPolicy, Rulebook, cached_rulebook
+
+SPAN_GROUP = "notecheck"
+_FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
+
+for _name in ("findings", "evidence", "resolutions"):
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=None)
+for _attr in (*_FLAG_ATTRS, "is_pre_reduction", "is_post_reduction"):
+    if not Span.has_extension(_attr):
+        Span.set_extension(_attr, default=False)
+
+
+@dataclass
+class Mention:
+    """A target span with what it means; the working form before it becomes Evidence."""
+
+    field: str
+    value: Any
+    start: int
+    end: int
+    text: str
+    section: Optional[str]
+    rule: str
+    flags: dict[str, bool]
+    modifiers: list[tuple[str, str, int]]  # (category, text, start_char)
+    counted: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def evidence(self, field_name: Optional[str] = None, value: Any = None) -> Evidence:
+        val = self.value if value is None else value
+        return Evidence(
+            field=field_name or self.field,
+            value=None if val is None else str(val).lower() if isinstance(val, bool) else str(val),
+            text=self.text,
+            start=self.start,
+            end=self.end,
+            section=self.section,
+            rule=self.rule,
+            modifiers=[m[1] for m in self.modifiers],
+            counted=self.counted,
+            **self.flags,
+        )
+
+
+def _token_sections(doc: Doc) -> list[Optional[str]]:
+    cats: list[Optional[str]] = [None] * len(doc)
+    for sec in getattr(doc._, "sections", None) or []:
+        if sec.category is None:
+            continue
+        start = sec.title_start if sec.title_start is not None else sec.body_start
+        for i in range(start, min(sec.body_end, len(doc))):
+            cats[i] = sec.category
+    return cats
+
+
+def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
+    sections = _token_sections(doc)
+    spans: list[Span] = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+    # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
+    by_field: dict[str, list[Span]] = {}
+    for span in spans:
+        by_field.setdefault(span.label_, []).append(span)
+    kept: list[Span] = []
+    for group in by_field.values():
+        group.sort(key=lambda s: (s.start_char, -(s.end_char - s.start_char)))
+        for span in group:
+            if any(k.start_char <= span.start_char and span.end_char <= k.end_char and k is not span for k in group
+                   if (k.end_char - k.start_char) > (span.end_char - span.start_char)):
+                continue
+            kept.append(span)
+    kept.sort(key=lambda s: (s.start_char, s.label_))
+    out: list[Mention] = []
+    for span in kept:
+        rule = span._.target_rule
+        meta = dict(rule.metadata or {})
+        flags = {a: bool(getattr(span._, a, False)) for a in _FLAG_ATTRS}
+        if meta.get("ignore_negation"):
+            flags["is_negated"] = False
+        section = sections[span.start] if span.start < len(sections) else None
+        mods = []
+        for mod in getattr(span._, "modifiers", None) or []:
+            ms, me = mod.modifier_span
+            mods.append((mod.category, doc[ms:me].text, doc[ms].idx))
+        value = meta.get("value")
+        counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
+        counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
+        counted = counted and section not in policy.ignore_sections
+        if flags["is_negated"]:
+            negated_value = meta.get("negated_value")
+            if negated_value is not None and counted:
+                value = negated_value
+            else:
+                counted = False
+        mention = Mention(
+            field=span.label_,
+            value=value,
+            start=span.start_char,
+            end=span.end_char,
+            text=doc.text[span.start_char : span.end_char],
+            section=section,
+            rule=rule.literal,
+            flags=flags,
+            modifiers=mods,
+            counted=counted,
+            meta=meta,
+        )
+        mention.meta["pre"] = bool(span._.is_pre_reduction)
+        mention.meta["post"] = bool(span._.is_post_reduction)
+        out.append(mention)
+        if not flags["is_negated"]:
+            for implied_field, implied_value in (meta.get("implies") or {}).items():
+                derived = Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value,
+                                     "rule": f"{rule.literal} (implies {implied_field})",
+                                     "meta": {"implied": True, "from_code": bool(meta.get("from_code"))}})
+                out.append(derived)
+    return out
+
+
+def _ranked(field_name: str, ms: list[Mention], rank: list[str], prefer: list[str], reason: str,
+            resolutions: list[Resolution]) -> Optional[str]:
+    counted = [m for m in ms if m.counted and m.value is not None]
+    direct = [m for m in counted if not m.meta.get("from_code")]
+    pool = direct or counted
+    if prefer:
+        preferred = [m for m in pool if m.section in prefer]
+        pool = preferred or pool
+    values = [str(m.value) for m in pool if str(m.value) in rank]
+    if not values:
+        return None
+    chosen = min(values, key=rank.index)
+    distinct = sorted(set(values), key=rank.index)
+    if len(distinct) > 1:
+        resolutions.append(Resolution(field=field_name, value=chosen, candidates=distinct, reason=reason))
+    return chosen
+
+
+def _side(ms: list[Mention], prefer: list[str], reason: str, codes: list[str], policy: FindingsPolicy,
+          resolutions: list[Resolution]) -> str:
+    counted = [m for m in ms if m.counted and m.value in ("left", "right", "bilateral")]
+    pool = [m for m in counted if m.section in prefer] or counted
+    values = [m.value for m in pool]
+    if not values:
+        for code in codes:
+            for rule in policy.icd10_laterality:
+                if re.match(rule.pattern, code):
+                    return rule.value
+        return "unknown"
+    if "bilateral" in values:
+        chosen = "bilateral"
+    else:
+        counts = Counter(values)
+        chosen = max(counts, key=lambda v: (counts[v], -values.index(v)))
+    if len(set(values)) > 1:
+        resolutions.append(Resolution(field="laterality", value=chosen, candidates=sorted(set(values)), reason=reason))
+    return chosen
+
+
+def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Mention, Optional[str]]]:
+    """Place each imaging mention before or after the reduction: ConText cue first, else section, else position."""
+    ip = policy.imaging
+    events = [m.start for m in mentions if m.counted and m.field in ip.event_fields and m.section in ip.event_sections
+              and m.value not in (False, "false")]
+    event = min(events) if events else None
+    placed = []
+    for m in mentions:
+        if m.field != "imaging":
+            continue
+        when: Optional[str] = None
+        cues = [(abs(start - m.start), cat) for cat, _, start in m.modifiers if cat in ("PRE_REDUCTION", "POST_REDUCTION")]
+        if cues:
+            when = "pre" if min(cues)[1] == "PRE_REDUCTION" else "post"
+        elif m.section in ip.pre_sections:
+            when = "pre"
+        elif event is not None:
+            when = "pre" if m.start < event else "post"
+        placed.append((m, when))
+    return placed
+
+
+def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Resolution]]:
+    """Resolve all mentions in a processed Doc into Findings, Evidence and the reasons for each conflict."""
+    policy = book.findings
+    mentions = _mentions(doc, policy)
+    resolutions: list[Resolution] = []
+    by_field: dict[str, list[Mention]] = {}
+    for m in mentions:
+        by_field.setdefault(m.field, []).append(m)
+    evidence: list[Evidence] = []
+    for m in mentions:
+        if m.field != "imaging":
+            evidence.append(m.evidence())
+    icd = []
+    for m in by_field.get("icd10_code", []):
+        code = m.text.upper()
+        if m.counted and code not in icd:
+            icd.append(code)
+    cpt = []
+    for m in by_field.get("cpt_code", []):
+        if m.counted and m.text not in cpt:
+            cpt.append(m.text)
+
+    values: dict[str, Any] = {}
+    for name, fp in policy.fields.items():
+        ms = by_field.get(name, [])
+        if fp.kind == "ranked":
+            values[name] = _ranked(name, ms, fp.rank, fp.prefer_sections, fp.reason, resolutions)
+        elif fp.kind == "set":
+            seen: list[str] = []
+            for m in ms:
+                if m.counted and m.value is not None and m.value not in seen:
+                    seen.append(str(m.value))
+            values[name] = seen
+        elif fp.kind == "side":
+            values[name] = _side(ms, fp.prefer_sections, fp.reason, icd, policy, resolutions)
+    booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
+
+    imaging_pre = imaging_post = fluoroscopy = False
+    for m, when in _imaging(mentions, policy):
+        field_name = f"imaging_{when}" if when and m.counted else "imaging"
+        evidence.append(m.evidence(field_name))
+        if m.counted and when == "pre":
+            imaging_pre = True
+        if m.counted and when == "post":
+            imaging_post = True
+        if m.counted and m.value == "fluoroscopy":
+            fluoroscopy = True
+    evidence.sort(key=lambda e: (e.start, e.field))
+
+    manipulation = values.get("manipulation")
+    reduction_negated = any(m.flags["is_negated"] for m in by_field.get("reduction", []))
+    findings = Findings(
+        etiology=values.get("etiology") or "unknown",
+        approach=values.get("approach") or "unknown",
+        anesthesia=values.get("anesthesia") or "unknown",
+        anesthesia_by=values.get("anesthesia_by") or "unknown",
+        surgeon_role_stated=booleans.get("surgeon_role", False),
+        manipulation=None if manipulation is None else manipulation == "true",
+        technique=values.get("technique", []),
+        imaging_pre=imaging_pre,
+        imaging_post=imaging_post,
+        fluoroscopy=fluoroscopy,
+        laterality=values.get("laterality", "unknown"),
+        acetabular_wall_fracture=booleans.get("acetabular_wall_fracture", False),
+        femoral_head_fracture=booleans.get("femoral_head_fracture", False),
+        femoral_shortening=booleans.get("femoral_shortening", False),
+        tenotomy=booleans.get("tenotomy", False),
+        hip_dislocation=booleans.get("hip_dislocation", False),
+        reduction=booleans.get("reduction", False),
+        no_reduction=any(m.counted for m in by_field.get("no_reduction", []))
+        or (reduction_negated and not booleans.get("reduction", False)),
+        arthroplasty_performed=booleans.get("arthroplasty_performed", False),
+        cpt_codes=cpt,
+        icd10_codes=icd,
+    )
+    return findings, evidence, resolutions
+
+
+class FindingsComponent:
+    """spaCy component: sets doc._.findings, doc._.evidence and doc._.resolutions."""
+
+    def __init__(self, book: Rulebook):
+        self.book = book
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc._.findings, doc._.evidence, doc._.resolutions = extract(doc, self.book)
+        return doc
+
+
+@Language.factory("notecheck_findings", default_config={"patterns_dir": None})
+def make_findings_component(nlp: Language, name: str, patterns_dir: Optional[str]) -> FindingsComponent:
+    return FindingsComponent(cached_rulebook(patterns_dir))

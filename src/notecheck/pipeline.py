@@ -1,0 +1,115 @@
+"""Build the medspaCy pipeline from patterns/: sentences, sections, targets, ConText, findings.
+
+Sentence splitting is our own small rule component, chosen deliberately: PyRuSH (medspaCy's default) runs about ten
+times slower on operative notes and logs token text at DEBUG, which is protected health information. Operative notes
+are mostly header lines and short sentences, so punctuation plus line structure is enough for ConText's scope.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import spacy
+from loguru import logger
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from notecheck.rulebook import Rulebook
+
+# medspaCy imports PyRuSH, which logs token text through loguru; we never use it, and we keep it silent regardless.
+logger.disable("PyRuSH")
+
+SPAN_GROUP = "notecheck"
+_END_PUNCT = {".", "!", "?"}
+_WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, may continue on the next line
+
+
+@Language.component("notecheck_sentences")
+def split_sentences(doc: Doc) -> Doc:
+    """Start a sentence after . ! ? and at each line break, unless the line looks hard-wrapped mid-sentence."""
+    text = doc.text
+    start_next = True
+    for token in doc:
+        if token.is_space and "\n" in token.text:
+            token.is_sent_start = start_next if token.i == 0 else False
+            line_start = text.rfind("\n", 0, token.idx) + 1
+            line = text[line_start : token.idx].rstrip()
+            blank_line = token.text.count("\n") > 1
+            nxt = doc[token.i + 1] if token.i + 1 < len(doc) else None
+            wrapped = (
+                not blank_line
+                and len(line) >= _WRAP_MIN_LINE
+                and line[-1:] not in ".:;!?"
+                and nxt is not None
+                and nxt.text[:1].islower()
+            )
+            start_next = not wrapped
+            continue
+        if token.i == 0:
+            token.is_sent_start = True
+        else:
+            token.is_sent_start = start_next
+        start_next = token.text in _END_PUNCT
+    return doc
+
+
+def _register_extensions() -> None:
+    for attr in ("is_pre_reduction", "is_post_reduction"):
+        if not Span.has_extension(attr):
+            Span.set_extension(attr, default=False)
+
+
+def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
+    """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings."""
+    from medspacy.context import ConTextRule
+    from medspacy.section_detection import SectionRule
+    from medspacy.target_matcher import TargetRule
+
+    import notecheck.extraction  # noqa: F401  (registers the notecheck_findings factory)
+
+    _register_extensions()
+    nlp = spacy.blank("en")
+    nlp.add_pipe("notecheck_sentences")
+    sectionizer = nlp.add_pipe(
+        "medspacy_sectionizer",
+        config={"rules": None, "input_span_type": None, "span_attrs": None, "require_start_line": False},
+    )
+    sectionizer.add([SectionRule(**r.model_dump(exclude_none=True)) for r in book.sections.section_rules])
+    matcher = nlp.add_pipe(
+        "medspacy_target_matcher",
+        config={"rules": None, "result_type": "group", "span_group_name": SPAN_GROUP, "prune": False},
+    )
+    matcher.add(
+        [
+            TargetRule(
+                literal=r.literal,
+                category=r.category,
+                pattern=r.pattern,
+                attributes=r.attributes,
+                metadata=r.metadata.model_dump(),
+            )
+            for r in book.targets.target_rules
+        ]
+    )
+    span_attrs = {
+        "NEGATED_EXISTENCE": {"is_negated": True},
+        "POSSIBLE_EXISTENCE": {"is_uncertain": True},
+        "HISTORICAL": {"is_historical": True},
+        "HYPOTHETICAL": {"is_hypothetical": True},
+        "FAMILY": {"is_family": True},
+        "PRE_REDUCTION": {"is_pre_reduction": True},
+        "POST_REDUCTION": {"is_post_reduction": True},
+    }
+    context = nlp.add_pipe(
+        "medspacy_context",
+        config={
+            "rules": None,
+            "input_span_type": "group",
+            "span_group_name": SPAN_GROUP,
+            "span_attrs": span_attrs,
+            "prune_on_target_overlap": False,
+        },
+    )
+    context.add([ConTextRule(**r.model_dump(exclude_none=True)) for r in book.context.context_rules])
+    nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
+    return nlp

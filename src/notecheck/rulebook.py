@@ -1,0 +1,346 @@
+"""Load and validate everything in `patterns/`: the domain knowledge lives there as data, not in code.
+
+Each file is checked with pydantic on load, so a broken rule file fails at start-up with a message naming the file
+and the field instead of misbehaving on the hundredth note.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Scalar = Union[bool, str, None, list]
+
+
+class RulebookError(Exception):
+    """A file in patterns/ is missing, is not JSON, or breaks its schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- target, context and section rules (medspaCy's own JSON formats, checked a little harder) ---------------------
+
+
+def _check_regex(pattern: Any) -> Any:
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+class TargetMetadata(_Strict):
+    value: Optional[Union[str, bool]] = None
+    implies: dict[str, str] = Field(default_factory=dict)
+    negated_value: Optional[str] = None
+    counts_when_historical: bool = False
+    ignore_negation: bool = False
+    from_code: bool = False
+
+
+class TargetRuleSpec(_Strict):
+    literal: str
+    category: str
+    pattern: Optional[Union[str, list[dict[str, Any]]]] = None
+    attributes: Optional[dict[str, Any]] = None
+    metadata: TargetMetadata = Field(default_factory=TargetMetadata)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: Any) -> Any:
+        return _check_regex(v)
+
+
+class ContextRuleSpec(_Strict):
+    literal: str
+    category: str
+    direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"]
+    pattern: Optional[Union[str, list[dict[str, Any]]]] = None
+    max_scope: Optional[int] = None
+    allowed_types: Optional[list[str]] = None
+    excluded_types: Optional[list[str]] = None
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: Any) -> Any:
+        return _check_regex(v)
+
+
+class SectionRuleSpec(_Strict):
+    literal: str
+    category: str
+    pattern: Optional[Union[str, list[dict[str, Any]]]] = None
+    metadata: Optional[dict[str, Any]] = None
+    parents: Optional[list[str]] = None
+    parent_required: bool = False
+    max_scope: Optional[int] = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: Any) -> Any:
+        return _check_regex(v)
+
+
+class TargetRulesFile(_Strict):
+    target_rules: list[TargetRuleSpec]
+
+
+class ContextRulesFile(_Strict):
+    context_rules: list[ContextRuleSpec]
+
+
+class SectionRulesFile(_Strict):
+    section_rules: list[SectionRuleSpec]
+
+
+# --- findings resolution policy ---------------------------------------------------------------------------------
+
+
+class FieldPolicy(_Strict):
+    kind: Literal["ranked", "set", "side"]
+    rank: list[str] = Field(default_factory=list)
+    prefer_sections: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+class ImagingPolicy(_Strict):
+    pre_sections: list[str]
+    event_fields: list[str]
+    event_sections: list[Optional[str]]
+
+
+class IcdLaterality(_Strict):
+    pattern: str
+    value: Literal["left", "right", "bilateral"]
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: Any) -> Any:
+        return _check_regex(v)
+
+
+class FindingsPolicy(_Strict):
+    ignore_sections: list[str] = Field(default_factory=list)
+    fields: dict[str, FieldPolicy]
+    booleans: list[str]
+    imaging: ImagingPolicy
+    icd10_laterality: list[IcdLaterality]
+
+
+# --- rule catalogue ---------------------------------------------------------------------------------------------
+
+
+class RuleSpec(_Strict):
+    id: str = Field(pattern=r"^NC\d{3}$")
+    name: str
+    severity: Literal["error", "warning", "info"]
+    message: str
+    explanation: str
+    examples: list[str]
+    query: Optional[str] = None
+
+
+class RulesFile(_Strict):
+    rules: list[RuleSpec]
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RulesFile":
+        ids = [r.id for r in self.rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate rule ids: {', '.join(dupes)}")
+        return self
+
+
+# --- code family ------------------------------------------------------------------------------------------------
+
+
+class Condition(_Strict):
+    finding: str
+    in_: Optional[list[Scalar]] = Field(default=None, alias="in")
+    not_in: Optional[list[Scalar]] = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> "Condition":
+        if (self.in_ is None) == (self.not_in is None):
+            raise ValueError("give exactly one of 'in' or 'not_in'")
+        return self
+
+    def holds(self, value: Any) -> bool:
+        if self.in_ is not None:
+            return value in self.in_
+        return value not in (self.not_in or [])
+
+
+class Requirement(_Strict):
+    id: str
+    description: str
+    finding: str
+    in_: Optional[list[Scalar]] = Field(default=None, alias="in")
+    not_in: Optional[list[Scalar]] = None
+    nonempty: bool = False
+    rule_missing: Optional[str] = None
+    rule_conflict: Optional[str] = None
+    severity: Optional[Literal["error", "warning", "info"]] = None
+    conflict_overrides: dict[str, str] = Field(default_factory=dict)
+
+
+class IcdPrefix(_Strict):
+    prefix: str
+    meaning: str
+
+
+class CodeSpec(_Strict):
+    code: str = Field(pattern=r"^\d{5}$")
+    descriptor: str
+    select_when: list[Condition]
+    global_days: Literal["000", "010", "090", "XXX", "YYY", "ZZZ"]
+    icd10: list[IcdPrefix]
+    requirements: list[Requirement]
+    notes: list[str]
+    siblings: str
+
+
+class OutsideRule(_Strict):
+    when: list[Condition]
+    reason: str
+
+
+class IcdEtiology(_Strict):
+    prefix: str
+    etiology: list[str]
+
+
+class CodeCheck(_Strict):
+    rule: str
+    codes: list[str]
+    claimed_in: list[str]
+
+
+class FindingCheck(_Strict):
+    rule: str
+    when: list[Condition]
+
+
+class ModifierRule(_Strict):
+    modifier: str
+    when: list[Condition]
+    reason: str
+
+
+class Family(_Strict):
+    family: str
+    title: str
+    gate: list[Condition]
+    gate_reason: str
+    outside: list[OutsideRule]
+    codes: list[CodeSpec]
+    common_requirements: list[Requirement]
+    icd10_etiology: list[IcdEtiology]
+    finding_checks: list[FindingCheck]
+    code_checks: list[CodeCheck]
+    modifier_rules: list[ModifierRule]
+    em_modifiers: dict[str, str]
+
+    def code(self, code: str) -> Optional[CodeSpec]:
+        return next((c for c in self.codes if c.code == code), None)
+
+
+class Rulebook(BaseModel):
+    """Everything loaded from patterns/, validated and cross-checked."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    root: Path
+    targets: TargetRulesFile
+    context: ContextRulesFile
+    sections: SectionRulesFile
+    findings: FindingsPolicy
+    rules: dict[str, RuleSpec]
+    families: dict[str, Family]
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        return self.rules[rule_id]
+
+
+def default_patterns_dir() -> Path:
+    """patterns/ ships inside the wheel as notecheck/patterns; in a source checkout it sits at the repo root."""
+    packaged = Path(__file__).parent / "patterns"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "patterns"
+
+
+def _read(path: Path, model: type[BaseModel], root: Path) -> Any:
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RulebookError(f"{rel}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise RulebookError(f"{rel}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise RulebookError(f"{rel}: field {where}: {err['msg']}{more}") from None
+
+
+def _cross_check(book: Rulebook) -> None:
+    """References between files must resolve: a requirement naming an unknown rule id is a data bug."""
+    for name, fam in book.families.items():
+        where = f"families/{name}.json"
+        reqs = [r for c in fam.codes for r in c.requirements] + fam.common_requirements
+        for req in reqs:
+            for rid in [req.rule_missing, req.rule_conflict, *req.conflict_overrides.values()]:
+                if rid is not None and rid not in book.rules:
+                    raise RulebookError(f"{where}: requirement {req.id}: unknown rule id {rid}")
+        for check in [*fam.code_checks, *fam.finding_checks]:
+            if check.rule not in book.rules:
+                raise RulebookError(f"{where}: code_checks: unknown rule id {check.rule}")
+        codes = [c.code for c in fam.codes]
+        if len(set(codes)) != len(codes):
+            raise RulebookError(f"{where}: codes: duplicate code")
+
+
+def load_rulebook(root: Optional[Path] = None) -> Rulebook:
+    """Read and validate patterns/ (default: the packaged copy). Raises RulebookError naming file and field."""
+    root = Path(root) if root is not None else default_patterns_dir()
+    if not root.is_dir():
+        raise RulebookError(f"{root}: patterns directory not found")
+    rules_file: RulesFile = _read(root / "rules.json", RulesFile, root)
+    fam_dir = root / "families"
+    family_files = sorted(fam_dir.glob("*.json")) if fam_dir.is_dir() else []
+    if not family_files:
+        raise RulebookError(f"{fam_dir}: no code family files")
+    families = {}
+    for path in family_files:
+        fam: Family = _read(path, Family, root)
+        families[fam.family] = fam
+    book = Rulebook(
+        root=root,
+        targets=_read(root / "target_rules.json", TargetRulesFile, root),
+        context=_read(root / "context_rules.json", ContextRulesFile, root),
+        sections=_read(root / "sections.json", SectionRulesFile, root),
+        findings=_read(root / "findings.json", FindingsPolicy, root),
+        rules={r.id: r for r in rules_file.rules},
+        families=families,
+    )
+    _cross_check(book)
+    return book
+
+
+@lru_cache(maxsize=4)
+def cached_rulebook(root: Optional[str] = None) -> Rulebook:
+    return load_rulebook(Path(root) if root else None)
