@@ -244,7 +244,6 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     evidence.sort(key=lambda e: (e.start, e.field))
 
     manipulation = values.get("manipulation")
-    reduction_negated = any(m.flags["is_negated"] for m in by_field.get("reduction", []))
     findings = Findings(
         etiology=values.get("etiology") or "unknown",
         approach=values.get("approach") or "unknown",
@@ -263,8 +262,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         tenotomy=booleans.get("tenotomy", False),
         hip_dislocation=booleans.get("hip_dislocation", False),
         reduction=booleans.get("reduction", False),
-        no_reduction=any(m.counted for m in by_field.get("no_reduction", []))
-        or (reduction_negated and not booleans.get("reduction", False)),
+        no_reduction=any(m.counted for m in by_field.get("no_reduction", [])),
         arthroplasty_performed=booleans.get("arthroplasty_performed", False),
         cpt_codes=cpt,
         icd10_codes=icd,

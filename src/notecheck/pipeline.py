@@ -7,6 +7,7 @@ are mostly header lines and short sentences, so punctuation plus line structure 
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import spacy
@@ -18,6 +19,8 @@ from notecheck.rulebook import Rulebook
 
 # medspaCy imports PyRuSH, which logs token text through loguru; we never use it, and we keep it silent regardless.
 logger.disable("PyRuSH")
+# medspaCy keeps an empty token Matcher beside our regex rules; spaCy warns (W036) on every call otherwise.
+warnings.filterwarnings("ignore", message=r"\[W036\]")
 
 SPAN_GROUP = "notecheck"
 _END_PUNCT = {".", "!", "?"}

@@ -183,7 +183,12 @@ def validate(
             status, rule_id = _check_requirement(req, findings, evidence)
             value = _value(findings, req.finding)
             ev = _field_evidence(evidence, req.finding)
-            shown = [e for e in ev if e.counted] if status == "met" else ev
+            found_text = None if value is None else str(value).lower() if isinstance(value, bool) else value
+            # Show what decided the finding first: counted mentions of the resolved value, then the rest.
+            shown = sorted((e for e in ev if e.value is not None or e.is_negated),
+                           key=lambda e: (not e.counted, e.value != found_text and not isinstance(found_text, list)))
+            if status == "met":
+                shown = [e for e in shown if e.counted]
             requirements.append(
                 RequirementResult(
                     id=req.id,

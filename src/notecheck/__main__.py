@@ -1,0 +1,5 @@
+"""`python -m notecheck` runs the command line."""
+
+from notecheck.cli import main
+
+main()

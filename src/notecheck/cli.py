@@ -1,0 +1,150 @@
+"""Command line: `notecheck check NOTE`, plus the catalogues `rules`, `codes` and `schema`.
+
+Exit codes follow linters: 0 no error-severity issue, 1 at least one, 2 usage or input error. Error messages name the
+file and the reason and never contain note text.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from notecheck.reading import ReadError, read_note
+from notecheck.rulebook import RulebookError, load_rulebook
+from notecheck.validation import DEFAULT_FAMILY, ValidationInputError
+
+EXIT_OK, EXIT_ISSUES, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="notecheck",
+    help=(
+        "Check whether an operative note documents the hip-dislocation CPT code billed for it "
+        "(27250-27266), with the evidence for each requirement and a physician query for each gap.\n\n"
+        "\b\nExamples:\n"
+        "  notecheck check note.txt               text report; code from the note's CPT line\n"
+        "  notecheck check note.txt --code 27252  check a claimed code given here\n"
+        "  notecheck check - --format json < note.txt\n"
+        "  notecheck codes 27257                  what 27257 needs, and its siblings\n"
+        "  notecheck rules                        every rule id with its explanation\n\n"
+        "Exit codes: 0 no errors, 1 error-severity issues found, 2 usage or input error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fail(message: str) -> "typer.Exit":
+    typer.echo(f"notecheck: error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+PatternsOption = typer.Option(
+    None, "--patterns", metavar="DIR", help="Use rule data from DIR instead of the packaged patterns/ (for testing rule changes).",
+    file_okay=False,
+)
+
+
+@app.command()
+def check(
+    note: str = typer.Argument(..., metavar="NOTE", help="Path to a UTF-8 text note, or '-' to read standard input."),
+    code: Optional[str] = typer.Option(
+        None, "--code", "-c", metavar="CPT",
+        help="Claimed CPT code to check. Default: the first family code written in the note (billing line first).",
+    ),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every piece of evidence in the text report."),
+    family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family to check against."),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """Check one note: the supported code, the claimed code, each requirement with evidence, and queries."""
+    from notecheck.checker import Checker
+    from notecheck.reporting import render_json, render_text
+
+    try:
+        text_note = read_note(note)
+    except ReadError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        checker = Checker(patterns_dir=patterns, family=family)
+        result = checker.check_note(text_note, claimed_code=code)
+    except (RulebookError, ValidationInputError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(render_json(result) if output is OutputFormat.json else render_text(result, verbose=verbose))
+    raise typer.Exit(EXIT_ISSUES if result.has_errors else EXIT_OK)
+
+
+@app.command()
+def rules(
+    rule_id: Optional[str] = typer.Argument(None, metavar="[RULE]", help="A rule id such as NC111 for its full entry."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """List every rule id with its severity and explanation, or explain one rule."""
+    from notecheck.reporting import render_rules
+
+    book = _book(patterns)
+    if rule_id is not None:
+        rule_id = rule_id.upper()
+        if rule_id not in book.rules:
+            raise _fail(f"unknown rule {rule_id}; run 'notecheck rules' for the list")
+    typer.echo(render_rules(book, rule_id, as_json=output is OutputFormat.json))
+
+
+@app.command()
+def codes(
+    code: Optional[str] = typer.Argument(None, metavar="[CODE]", help="A CPT code such as 27257 to explain it."),
+    family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """List the code family, or explain one code: descriptor, selection, requirements, siblings, ICD-10, modifiers."""
+    from notecheck.reporting import render_codes
+
+    book = _book(patterns)
+    fam = book.families.get(family)
+    if fam is None:
+        raise _fail(f"unknown family '{family}' (known: {', '.join(sorted(book.families))})")
+    if code is not None and fam.code(code) is None:
+        raise _fail(f"{code} is not in the {family} family (known: {', '.join(c.code for c in fam.codes)})")
+    typer.echo(render_codes(fam, code, as_json=output is OutputFormat.json))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of `check --format json` output."""
+    from notecheck.reporting import result_schema
+
+    typer.echo(result_schema())
+
+
+def _book(patterns: Optional[Path]):
+    try:
+        return load_rulebook(patterns)
+    except RulebookError as exc:
+        raise _fail(str(exc)) from None
+
+
+def main() -> None:
+    """Console entry point. Unexpected failures print the exception type only, never note text."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence for PHI-safe errors
+        sys.stderr.write(f"notecheck: internal error: {type(exc).__name__}; please report it with the command used\n")
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

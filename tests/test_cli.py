@@ -1,0 +1,130 @@
+"""The command line as a coder uses it: reports, exit codes, clear one-line errors, catalogues."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SAMPLES
+from notecheck.cli import app
+
+runner = CliRunner()
+WRONG = SAMPLES / "wrong_27252_sedation_only.txt"
+GOOD = SAMPLES / "27252_closed_general.txt"
+
+
+def test_text_report_leads_with_verdict_and_queries():
+    res = runner.invoke(app, ["check", str(WRONG)])
+    assert res.exit_code == 1
+    first = res.stdout.splitlines()[0]
+    assert "NOT SUPPORTED" in first and "27252" in first and "27250" in first
+    assert "Requirements for 27252:" in res.stdout
+    assert "NC112" in res.stdout and "Query:" in res.stdout
+
+
+def test_clean_note_exits_zero():
+    res = runner.invoke(app, ["check", str(GOOD)])
+    assert res.exit_code == 0, res.stdout
+    assert "SUPPORTED" in res.stdout.splitlines()[0]
+
+
+def test_json_has_the_documented_keys():
+    res = runner.invoke(app, ["check", str(GOOD), "--format", "json"])
+    data = json.loads(res.stdout)
+    for key in ("schema_version", "source", "claimed_code", "supported_code", "findings", "evidence",
+                "requirements", "issues", "modifiers"):
+        assert key in data
+    assert set(data["findings"]) >= {"etiology", "approach", "anesthesia", "manipulation", "technique", "imaging_pre",
+                                     "imaging_post", "fluoroscopy", "laterality", "acetabular_wall_fracture",
+                                     "femoral_head_fracture", "femoral_shortening", "tenotomy", "cpt_codes",
+                                     "icd10_codes"}
+    assert {r["status"] for r in data["requirements"]} <= {"met", "missing", "conflict", "not_applicable"}
+
+
+def test_code_option_overrides_the_note():
+    res = runner.invoke(app, ["check", str(GOOD), "--code", "27250", "--format", "json"])
+    data = json.loads(res.stdout)
+    assert data["claimed_code"] == "27250" and data["claimed_from"] == "option"
+    assert "NC113" in {i["rule"] for i in data["issues"]}
+    assert res.exit_code == 1
+
+
+def test_stdin(tmp_path):
+    res = runner.invoke(app, ["check", "-", "-f", "json"], input=GOOD.read_text(encoding="utf-8"))
+    assert json.loads(res.stdout)["source"] == "<stdin>"
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"\xff\xfePatient Zed Quimby hip \xff", "not valid UTF-8"),
+        (b"   \n\n", "empty"),
+        (b"Zed Quimby\x00\x01", "binary"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_without_note_text(tmp_path, content, needle):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "notecheck", "check", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and str(bad) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "Quimby" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_file_and_directory(tmp_path):
+    for path in (tmp_path / "nope.txt", tmp_path):
+        res = runner.invoke(app, ["check", str(path)])
+        assert res.exit_code == 2
+        assert str(path) in res.output
+
+
+def test_unknown_code_is_a_usage_error():
+    res = runner.invoke(app, ["check", str(GOOD), "--code", "99213"])
+    assert res.exit_code == 2 and "99213" in res.output
+
+
+def test_bom_and_crlf_are_normal(tmp_path):
+    raw = GOOD.read_text(encoding="utf-8").replace("\n", "\r\n")
+    note = tmp_path / "crlf.txt"
+    note.write_bytes(b"\xef\xbb\xbf" + raw.encode("utf-8"))
+    res = runner.invoke(app, ["check", str(note), "-f", "json"])
+    data = json.loads(res.stdout)
+    assert data["supported_code"] == "27252"
+    for ev in data["evidence"]:
+        assert raw[ev["start"]:ev["end"]] == ev["text"]
+
+
+def test_schema_is_json_schema_of_the_report():
+    res = runner.invoke(app, ["schema"])
+    schema = json.loads(res.stdout)
+    assert schema["title"] == "CheckResult"
+    assert {"claimed_code", "supported_code", "issues", "findings"} <= set(schema["properties"])
+
+
+def test_rules_lists_every_rule_and_explains_one():
+    res = runner.invoke(app, ["rules"])
+    ids = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+    assert {"NC001", "NC101", "NC111", "NC115", "NC142", "NC171", "NC181"} <= set(ids)
+    one = runner.invoke(app, ["rules", "nc111"])
+    assert one.exit_code == 0 and "NC111" in one.stdout and "Query:" in one.stdout
+    assert runner.invoke(app, ["rules", "NC999"]).exit_code == 2
+
+
+def test_codes_explains_one_code():
+    res = runner.invoke(app, ["codes", "27257"])
+    assert res.exit_code == 0
+    for part in ("27257", "Selected when", "Documentation requirements", "Siblings", "Global period: 010",
+                 "Q65", "Modifier"):
+        assert part in res.stdout
+    listing = runner.invoke(app, ["codes"])
+    assert all(code in listing.stdout for code in ("27250", "27254", "27259", "27266"))
+    assert runner.invoke(app, ["codes", "12345"]).exit_code == 2
+
+
+def test_help_teaches():
+    res = runner.invoke(app, ["--help"])
+    assert "Exit codes" in res.stdout and "notecheck check" in res.stdout

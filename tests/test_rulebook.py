@@ -1,0 +1,62 @@
+"""patterns/ is validated on load: a broken rule file fails with the file and the field named."""
+
+import json
+import shutil
+
+import pytest
+
+from notecheck.rulebook import RulebookError, default_patterns_dir, load_rulebook
+
+
+@pytest.fixture()
+def patterns(tmp_path):
+    dst = tmp_path / "patterns"
+    shutil.copytree(default_patterns_dir(), dst)
+    return dst
+
+
+def _edit(path, change):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_packaged_rules_load():
+    book = load_rulebook()
+    assert {c.code for c in book.families["hip_dislocation"].codes} == {
+        "27250", "27252", "27253", "27254", "27256", "27257", "27258", "27259", "27265", "27266"}
+
+
+def test_bad_regex_names_file_and_field(patterns):
+    _edit(patterns / "target_rules.json", lambda d: d["target_rules"][3].update(pattern="(unclosed"))
+    with pytest.raises(RulebookError, match=r"target_rules\.json: field target_rules\.3\.pattern"):
+        load_rulebook(patterns)
+
+
+def test_bad_value_in_family_names_file_and_field(patterns):
+    _edit(patterns / "families" / "hip_dislocation.json", lambda d: d["codes"][0].update(global_days="30"))
+    with pytest.raises(RulebookError, match=r"hip_dislocation\.json: field codes\.0\.global_days"):
+        load_rulebook(patterns)
+
+
+def test_unknown_rule_reference(patterns):
+    _edit(patterns / "families" / "hip_dislocation.json",
+          lambda d: d["codes"][0]["requirements"][0].update(rule_missing="NC999"))
+    with pytest.raises(RulebookError, match="NC999"):
+        load_rulebook(patterns)
+
+
+def test_not_json(patterns):
+    (patterns / "context_rules.json").write_text("{ nope", encoding="utf-8")
+    with pytest.raises(RulebookError, match=r"context_rules\.json: not valid JSON"):
+        load_rulebook(patterns)
+
+
+def test_bad_patterns_dir_from_cli(patterns):
+    from typer.testing import CliRunner
+
+    from notecheck.cli import app
+
+    (patterns / "rules.json").write_text("[]", encoding="utf-8")
+    res = CliRunner().invoke(app, ["rules", "--patterns", str(patterns)])
+    assert res.exit_code == 2 and "rules.json" in res.output
