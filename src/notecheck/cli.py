@@ -120,6 +120,28 @@ def codes(
     typer.echo(render_codes(fam, code, as_json=output is OutputFormat.json))
 
 
+@app.command("eval")
+def eval_(
+    directory: Path = typer.Argument(..., metavar="DIR", help="Folder of ID.txt notes with ID.json gold labels.",
+                                     exists=True, file_okay=False),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    cases: bool = typer.Option(True, "--cases/--no-cases", help="List each wrong case with its evidence."),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """Measure accuracy on labelled notes: supported code, mismatch detection, each field, wrong cases."""
+    from notecheck.checker import Checker
+    from notecheck.evaluation import evaluate, render_eval_text
+
+    try:
+        report = evaluate(directory, Checker(patterns_dir=patterns))
+    except (RulebookError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if report.cases == 0:
+        raise _fail(f"{directory}: no *.txt notes with a *.json label")
+    typer.echo(report.model_dump_json(indent=2) if output is OutputFormat.json
+               else render_eval_text(report, show_cases=cases))
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of `check --format json` output."""
