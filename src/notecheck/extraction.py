@@ -102,6 +102,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
         counted = counted and section not in policy.ignore_sections
+        counted = counted and section not in policy.field_ignore_sections.get(span.label_, ())
         if flags["is_negated"]:
             negated_value = meta.get("negated_value")
             if negated_value is not None and counted:
@@ -124,13 +125,38 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         mention.meta["pre"] = bool(span._.is_pre_reduction)
         mention.meta["post"] = bool(span._.is_post_reduction)
         out.append(mention)
-        if not flags["is_negated"]:
+        if not flags["is_negated"] and counted:
             for implied_field, implied_value in (meta.get("implies") or {}).items():
                 derived = Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value,
                                      "rule": f"{rule.literal} (implies {implied_field})",
                                      "meta": {"implied": True, "from_code": bool(meta.get("from_code"))}})
                 out.append(derived)
+    if policy.option_list is not None:
+        _discount_option_lists(doc.text, out, policy)
     return out
+
+
+def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsPolicy) -> None:
+    """A line naming many values of one field without marking one is template boilerplate, not documentation."""
+    opt = policy.option_list
+    assert opt is not None
+    marks = re.compile(opt.selected_marks)
+    by_line: dict[tuple[int, str], list[Mention]] = {}
+    for m in mentions:
+        if m.field in opt.fields and m.value is not None and not m.meta.get("implied"):
+            line_start = text.rfind("\n", 0, m.start) + 1
+            by_line.setdefault((line_start, m.field), []).append(m)
+    for (line_start, _field), group in by_line.items():
+        if len({m.value for m in group}) < opt.min_values:
+            continue
+        line_end = text.find("\n", line_start)
+        line = text[line_start : line_end if line_end != -1 else len(text)]
+        if marks.search(line):
+            continue
+        for m in group:
+            if m.counted:
+                m.counted = False
+                m.modifiers.append(("OPTION_LIST", "(template option list)", line_start))
 
 
 def _ranked(field_name: str, ms: list[Mention], rank: list[str], prefer: list[str], reason: str,

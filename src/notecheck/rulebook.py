@@ -128,8 +128,23 @@ class IcdLaterality(_Strict):
         return _check_regex(v)
 
 
+class OptionListPolicy(_Strict):
+    """Template lines that list every option ("general / spinal / MAC / local") document none of them."""
+
+    min_values: int = Field(ge=2)
+    fields: list[str]
+    selected_marks: str
+
+    @field_validator("selected_marks")
+    @classmethod
+    def _marks_compile(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     ignore_sections: list[str] = Field(default_factory=list)
+    field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
+    option_list: Optional[OptionListPolicy] = None
     fields: dict[str, FieldPolicy]
     booleans: list[str]
     imaging: ImagingPolicy
