@@ -198,6 +198,20 @@ def _side(ms: list[Mention], prefer: list[str], reason: str, codes: list[str], p
     return chosen
 
 
+def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy) -> None:
+    """'L THA 2021' in a note about a right hip dislocation says nothing about the right hip."""
+    if side not in ("left", "right"):
+        return
+    sides = [m for m in mentions if m.field == "laterality" and m.value in ("left", "right")]
+    for m in mentions:
+        if not m.counted or str(m.value) not in policy.side_specific.get(m.field, []):
+            continue
+        own = [s.value for s in sides if s.start <= m.start and m.end <= s.end]
+        if own and own[0] != side:
+            m.counted = False
+            m.modifiers.append(("OTHER_SIDE", f"(other side: {own[0]})", m.start))
+
+
 def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Mention, Optional[str]]]:
     """Place each imaging mention before or after the reduction: ConText cue first, else section, else position."""
     ip = policy.imaging
@@ -229,9 +243,6 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     for m in mentions:
         by_field.setdefault(m.field, []).append(m)
     evidence: list[Evidence] = []
-    for m in mentions:
-        if m.field != "imaging":
-            evidence.append(m.evidence())
     icd = []
     for m in by_field.get("icd10_code", []):
         code = m.text.upper()
@@ -243,7 +254,14 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             cpt.append(m.text)
 
     values: dict[str, Any] = {}
+    side_policy = policy.fields.get("laterality")
+    if side_policy is not None:
+        values["laterality"] = _side(by_field.get("laterality", []), side_policy.prefer_sections, side_policy.reason,
+                                     icd, policy, resolutions)
+        _discount_other_side(values["laterality"], mentions, policy)
     for name, fp in policy.fields.items():
+        if name in values:
+            continue
         ms = by_field.get(name, [])
         if fp.kind == "ranked":
             values[name] = _ranked(name, ms, fp.rank, fp.prefer_sections, fp.reason, resolutions)
@@ -267,6 +285,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             imaging_post = True
         if m.counted and m.value == "fluoroscopy":
             fluoroscopy = True
+    # Built last, so that discounts applied during resolution (other side, option lists) show in the evidence.
+    evidence += [m.evidence() for m in mentions if m.field != "imaging"]
     evidence.sort(key=lambda e: (e.start, e.field))
 
     manipulation = values.get("manipulation")

@@ -145,6 +145,8 @@ class FindingsPolicy(_Strict):
     ignore_sections: list[str] = Field(default_factory=list)
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
+    side_specific: dict[str, list[str]] = Field(
+        default_factory=dict, description="field -> values that only count when on the treated side (a THA on the other hip)")
     fields: dict[str, FieldPolicy]
     booleans: list[str]
     imaging: ImagingPolicy
