@@ -115,7 +115,7 @@ def _evidence_for(evidence: list[Evidence], name: str) -> list[str]:
         if e.field in fields:
             flags = [k[3:] for k in ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
                      if getattr(e, k)]
-            mark = "" if e.counted else f" [not counted: {', '.join(flags) or 'section'}]"
+            mark = "" if e.counted else f" [not counted: {', '.join(flags or e.modifiers) or 'section'}]"
             out.append(f"{e.field}={e.value} '{e.text}' @{e.start} ({e.section}){mark}")
     return out
 

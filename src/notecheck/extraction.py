@@ -206,7 +206,7 @@ def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPol
     for m in mentions:
         if not m.counted or str(m.value) not in policy.side_specific.get(m.field, []):
             continue
-        own = [s.value for s in sides if s.start <= m.start and m.end <= s.end]
+        own = [s.value for s in sides if s.start < m.end and m.start < s.end]
         if own and own[0] != side:
             m.counted = False
             m.modifiers.append(("OTHER_SIDE", f"(other side: {own[0]})", m.start))

@@ -52,7 +52,9 @@ def split_sentences(doc: Doc) -> Doc:
             token.is_sent_start = True
         else:
             token.is_sent_start = start_next
-        start_next = token.text in _END_PUNCT
+        # "incl. fracture" or "approx. 3 cm" does not end a sentence; a capital, digit or new line after . does.
+        nxt = doc[token.i + 1] if token.i + 1 < len(doc) else None
+        start_next = token.text in _END_PUNCT and not (nxt is not None and nxt.text[:1].islower())
     return doc
 
 
