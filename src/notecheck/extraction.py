@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecheck.models import Evidence, Findings, Resolution
-from notecheck.rulebook import FindingsPolicy, Rulebook, cached_rulebook
+from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rulebook
 
 SPAN_GROUP = "notecheck"
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
@@ -159,10 +159,10 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
                 m.modifiers.append(("OPTION_LIST", "(template option list)", line_start))
 
 
-def _ranked(field_name: str, ms: list[Mention], rank: list[str], prefer: list[str], reason: str,
-            resolutions: list[Resolution]) -> Optional[str]:
+def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: list[Resolution]) -> Optional[str]:
+    rank, prefer, reason = fp.rank, fp.prefer_sections, fp.reason
     counted = [m for m in ms if m.counted and m.value is not None]
-    direct = [m for m in counted if not m.meta.get("from_code")]
+    direct = [m for m in counted if not m.meta.get("from_code") and m.section not in fp.fallback_sections]
     pool = direct or counted
     if prefer:
         preferred = [m for m in pool if m.section in prefer]
@@ -264,7 +264,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             continue
         ms = by_field.get(name, [])
         if fp.kind == "ranked":
-            values[name] = _ranked(name, ms, fp.rank, fp.prefer_sections, fp.reason, resolutions)
+            values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":
             seen: list[str] = []
             for m in ms:

@@ -109,6 +109,8 @@ class FieldPolicy(_Strict):
     kind: Literal["ranked", "set", "side"]
     rank: list[str] = Field(default_factory=list)
     prefer_sections: list[str] = Field(default_factory=list)
+    fallback_sections: list[str] = Field(
+        default_factory=list, description="sections whose mentions count only when nothing else does (billing lines)")
     reason: str = ""
 
 
