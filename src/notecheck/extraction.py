@@ -215,9 +215,13 @@ def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPol
 def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Mention, Optional[str]]]:
     """Place each imaging mention before or after the reduction: ConText cue first, else section, else position."""
     ip = policy.imaging
-    events = [m.start for m in mentions if m.counted and m.field in ip.event_fields and m.section in ip.event_sections
-              and m.value not in (False, "false")]
-    event = min(events) if events else None
+    event = None
+    for group in ip.event_sections:
+        events = [m.start for m in mentions if m.counted and m.field in ip.event_fields and m.section in group
+                  and m.value not in (False, "false")]
+        if events:
+            event = min(events)
+            break
     placed = []
     for m in mentions:
         if m.field != "imaging":
@@ -228,6 +232,8 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Ment
             when = "pre" if min(cues)[1] == "PRE_REDUCTION" else "post"
         elif m.section in ip.pre_sections:
             when = "pre"
+        elif m.section in ip.post_sections:
+            when = "post"
         elif event is not None:
             when = "pre" if m.start < event else "post"
         placed.append((m, when))

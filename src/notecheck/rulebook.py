@@ -115,9 +115,13 @@ class FieldPolicy(_Strict):
 
 
 class ImagingPolicy(_Strict):
+    """How imaging mentions are placed before or after the reduction when no ConText cue says so."""
+
     pre_sections: list[str]
+    post_sections: list[str] = Field(default_factory=list)
     event_fields: list[str]
-    event_sections: list[Optional[str]]
+    event_sections: list[list[Optional[str]]] = Field(
+        description="groups of sections, in priority order, where the first reduction mention marks the event")
 
 
 class IcdLaterality(_Strict):
