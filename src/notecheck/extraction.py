@@ -125,6 +125,11 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         mention.meta["pre"] = bool(span._.is_pre_reduction)
         mention.meta["post"] = bool(span._.is_post_reduction)
         out.append(mention)
+        if flags["is_negated"] and not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"]):
+            for implied_field, implied_value in (meta.get("negated_implies") or {}).items():
+                out.append(Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value, "counted": True,
+                                      "rule": f"{rule.literal} (negated: {implied_field} {implied_value})",
+                                      "meta": {"implied": True}}))
         if not flags["is_negated"] and counted:
             for implied_field, implied_value in (meta.get("implies") or {}).items():
                 derived = Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value,

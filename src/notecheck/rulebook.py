@@ -40,6 +40,8 @@ def _check_regex(pattern: Any) -> Any:
 class TargetMetadata(_Strict):
     value: Optional[Union[str, bool]] = None
     implies: dict[str, str] = Field(default_factory=dict)
+    negated_implies: dict[str, str] = Field(
+        default_factory=dict, description="facts a negated mention documents ('no closed reduction' -> no manipulation)")
     negated_value: Optional[str] = None
     counts_when_historical: bool = False
     ignore_negation: bool = False
