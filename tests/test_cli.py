@@ -59,9 +59,10 @@ def test_stdin(tmp_path):
 @pytest.mark.parametrize(
     "content, needle",
     [
-        (b"\xff\xfePatient Zed Quimby hip \xff", "not valid UTF-8"),
+        (b"\xef\xbb\xbfPatient Zed Quimby hip \xff\xfe", "not valid UTF-8"),
         (b"   \n\n", "empty"),
         (b"Zed Quimby\x00\x01", "binary"),
+        (b"\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11 Zed Quimby", "binary"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_without_note_text(tmp_path, content, needle):
@@ -73,6 +74,21 @@ def test_bad_input_is_one_line_exit_2_without_note_text(tmp_path, content, needl
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr and "Quimby" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_latin1_and_utf16_are_read_with_a_warning(tmp_path):
+    text = GOOD.read_text(encoding="utf-8").replace("Same.", "Same, café.")
+    for name, data in (("latin.txt", text.encode("cp1252", errors="replace")), ("utf16.txt", text.encode("utf-16"))):
+        note = tmp_path / name
+        note.write_bytes(data)
+        res = runner.invoke(app, ["check", str(note), "-f", "json"])
+        report = json.loads(res.stdout)
+        assert report["supported_code"] == "27252" and report["warnings"], name
+
+
+def test_size_limit(tmp_path):
+    res = runner.invoke(app, ["check", str(GOOD), "--max-bytes", "100"])
+    assert res.exit_code == 2 and "limit" in res.output
 
 
 def test_missing_file_and_directory(tmp_path):

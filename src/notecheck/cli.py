@@ -6,6 +6,7 @@ file and the reason and never contain note text.
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from notecheck.reading import ReadError, read_note
+from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, read_note
 from notecheck.rulebook import RulebookError, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, ValidationInputError
 
@@ -55,6 +56,10 @@ PatternsOption = typer.Option(
 )
 
 
+MaxBytesOption = typer.Option(DEFAULT_MAX_BYTES, "--max-bytes", metavar="N", min=1,
+                              help="Refuse notes larger than N bytes.")
+
+
 @app.command()
 def check(
     note: str = typer.Argument(..., metavar="NOTE", help="Path to a UTF-8 text note, or '-' to read standard input."),
@@ -65,6 +70,7 @@ def check(
     output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every piece of evidence in the text report."),
     family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family to check against."),
+    max_bytes: int = MaxBytesOption,
     patterns: Optional[Path] = PatternsOption,
 ) -> None:
     """Check one note: the supported code, the claimed code, each requirement with evidence, and queries."""
@@ -72,7 +78,7 @@ def check(
     from notecheck.reporting import render_json, render_text
 
     try:
-        text_note = read_note(note)
+        text_note = read_note(note, max_bytes=max_bytes)
     except ReadError as exc:
         raise _fail(str(exc)) from None
     try:
@@ -118,6 +124,55 @@ def codes(
     if code is not None and fam.code(code) is None:
         raise _fail(f"{code} is not in the {family} family (known: {', '.join(c.code for c in fam.codes)})")
     typer.echo(render_codes(fam, code, as_json=output is OutputFormat.json))
+
+
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+@app.command()
+def batch(
+    directory: Path = typer.Argument(..., metavar="DIR", help="Folder to walk recursively for notes.",
+                                     exists=True, file_okay=False),
+    glob: str = typer.Option("*.txt", "--glob", help="File name pattern for notes."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0 = all CPU cores)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE.jsonl",
+                                       help="One JSON report per line, with the file's path and status."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", metavar="FILE.csv", help="One summary row per note."),
+    resume: bool = typer.Option(False, "--resume", help="Skip notes already in --out and append to it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+    summary_format: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f",
+                                                help="Summary as text or JSON (on stdout)."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local processes, or dask (needs notecheck[dask])."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="Dask scheduler address; without it a LocalCluster is started."),
+    max_bytes: int = MaxBytesOption,
+    family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family to check against."),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """Check every note in a folder in parallel; rows are written as they go, bad files become rows too.
+
+    Exit code 0 when every note passed, 1 when any has an error-severity issue or could not be read.
+    """
+    from notecheck.batch import BatchOptions, run_batch
+
+    if resume and out is None:
+        raise _fail("--resume needs --out (the results file to continue)")
+    if out is None and csv_path is None and quiet:
+        raise _fail("nothing to do: give --out and/or --csv, or drop --quiet to see the summary")
+    _book(patterns)  # a broken rule file fails here, once, not in every worker
+    opts = BatchOptions(root=directory, pattern=glob, jobs=jobs, out=out, csv_path=csv_path, resume=resume,
+                        progress=not quiet and sys.stderr.isatty(), engine=engine.value, scheduler=scheduler,
+                        patterns_dir=str(patterns) if patterns else None, family=family, max_bytes=max_bytes)
+    try:
+        summary = run_batch(opts)
+    except (RuntimeError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    if not quiet:
+        typer.echo(json.dumps(summary.as_dict(), indent=2) if summary_format is OutputFormat.json
+                   else summary.render())
+    raise typer.Exit(EXIT_ISSUES if (summary.failed or summary.unreadable) else EXIT_OK)
 
 
 @app.command("eval")

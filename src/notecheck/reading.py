@@ -1,17 +1,24 @@
-"""Read a note from a file or standard input as text, with one-line errors that never echo its content."""
+"""Read a note from a file or standard input as text, with one-line errors that never echo its content.
+
+Exports from clinical systems arrive as UTF-8 (with or without a BOM), UTF-16 with a BOM, or Windows-1252; all are
+accepted, and anything other than plain UTF-8 is noted in the report's warnings. Binary files, empty notes and files
+over the size limit are refused with the reason.
+"""
 
 from __future__ import annotations
 
+import codecs
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Optional
 
-MAX_NOTE_BYTES = 2_000_000  # an operative note is a few KB; anything this large is not a note
+DEFAULT_MAX_BYTES = 5_000_000  # an operative note is a few KB; a file this large is not one note
+_CONTROL_OK = {"\t", "\n", "\r", "\f", "\v"}
 
 
 class ReadError(Exception):
-    """The note could not be read or decoded. The message names the source and the reason, never the text."""
+    """The note could not be used. The message names the source and the reason, never the text."""
 
 
 @dataclass(frozen=True)
@@ -21,31 +28,64 @@ class Note:
     warnings: tuple[str, ...] = ()
 
 
-def decode(data: bytes, source: str) -> Note:
-    """UTF-8 with or without a BOM. CRLF is kept as is so that evidence offsets index the text exactly."""
-    warnings = []
-    if len(data) > MAX_NOTE_BYTES:
-        raise ReadError(f"{source}: {len(data)} bytes is larger than the {MAX_NOTE_BYTES}-byte limit for one note")
-    if b"\x00" in data:
-        raise ReadError(f"{source}: looks like a binary file (contains NUL bytes), not a text note")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"{source}: not valid UTF-8 (invalid byte at offset {exc.start}); save the note as UTF-8") from None
-    if data.startswith(b"\xef\xbb\xbf"):
+def _looks_binary(text: str) -> bool:
+    sample = text[:20000]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in _CONTROL_OK)
+    return "\x00" in sample or controls > max(8, len(sample) // 50)
+
+
+def decode(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Note:
+    """Bytes to text: UTF-8 (BOM optional), UTF-16 with BOM, else Windows-1252 / Latin-1 with a warning."""
+    warnings: list[str] = []
+    if len(data) > max_bytes:
+        raise ReadError(f"{source}: {len(data)} bytes is over the {max_bytes}-byte limit for one note (--max-bytes)")
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            text = data[len(codecs.BOM_UTF8):].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReadError(f"{source}: has a UTF-8 byte-order mark but is not valid UTF-8") from None
         warnings.append("a UTF-8 byte-order mark was removed; offsets count from the character after it")
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ReadError(f"{source}: has a UTF-16 byte-order mark but is not valid UTF-16") from None
+        warnings.append("decoded as UTF-16 (byte-order mark); offsets count characters of the decoded text")
+    elif _utf8_ok(data):
+        text = data.decode("utf-8")
+    else:
+        if b"\x00" in data:
+            raise ReadError(f"{source}: looks like a binary file (NUL bytes, no UTF-16 byte-order mark)")
+        try:
+            text, name = data.decode("cp1252"), "Windows-1252"
+        except UnicodeDecodeError:
+            text, name = data.decode("latin-1"), "Latin-1"
+        warnings.append(f"not valid UTF-8; decoded as {name}, so check accented characters")
+    if _looks_binary(text):
+        raise ReadError(f"{source}: looks like a binary file (control characters), not a text note")
     if not text.strip():
         raise ReadError(f"{source}: the note is empty")
     return Note(source=source, text=text, warnings=tuple(warnings))
 
 
-def read_note(path: str, stdin: Optional[BinaryIO] = None) -> Note:
+def _utf8_ok(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_note(path: str, stdin: Optional[BinaryIO] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Note:
     """Read PATH, or standard input when PATH is '-'."""
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        return decode(stream.read(), "<stdin>")
+        return decode(stream.read(max_bytes + 1), "<stdin>", max_bytes)
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise ReadError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for one note (--max-bytes)")
         data = p.read_bytes()
     except FileNotFoundError:
         raise ReadError(f"{path}: no such file") from None
@@ -55,4 +95,4 @@ def read_note(path: str, stdin: Optional[BinaryIO] = None) -> Note:
         raise ReadError(f"{path}: permission denied") from None
     except OSError as exc:
         raise ReadError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    return decode(data, path)
+    return decode(data, path, max_bytes)

@@ -1,0 +1,45 @@
+"""Dask integration: the same per-note rows as `notecheck batch`, computed on a Dask cluster.
+
+One notecheck pipeline is built per worker process (cached in this module) and reused for every partition, never per
+note. Used by `notecheck batch --engine dask`; the helpers below are also the documented recipe for running over a
+dask.bag of files or a column of note texts and writing JSONL partitions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Optional
+
+from notecheck import batch
+
+
+def check_chunk(paths: list[str], init_args: tuple) -> list[dict[str, Any]]:
+    """Rows for a chunk of file paths, on a Dask worker."""
+    if batch._CHECKER is None:
+        batch.init_worker(*init_args)
+    return [batch.check_path(p) for p in paths]
+
+
+def check_texts(records: Iterable[dict[str, Any]], patterns_dir: Optional[str] = None) -> list[dict[str, Any]]:
+    """Rows for records {"id": ..., "text": ..., "code": optional}: for notes held in a table, not in files."""
+    if batch._CHECKER is None:
+        batch.init_worker(patterns_dir, "hip_dislocation", batch.DEFAULT_MAX_BYTES)
+    checker = batch._CHECKER
+    assert checker is not None
+    rows = []
+    for rec in records:
+        result = checker.check_text(rec["text"], source=str(rec["id"]), claimed_code=rec.get("code"))
+        row = {"path": str(rec["id"]), "status": "failed" if result.has_errors else "passed", "reason": None}
+        row.update(json.loads(result.model_dump_json()))
+        rows.append(row)
+    return rows
+
+
+def bag_of_files(paths: list[str], npartitions: int = 8):  # pragma: no cover - thin recipe helper
+    """A dask.bag of result rows (as JSON lines) for FILES; write with `.to_textfiles('out/*.jsonl')`."""
+    import dask.bag as db
+
+    init_args = (None, "hip_dislocation", batch.DEFAULT_MAX_BYTES)
+    return (db.from_sequence(paths, npartitions=npartitions)
+            .map_partitions(lambda part: check_chunk(list(part), init_args))
+            .map(lambda row: json.dumps(row, ensure_ascii=False)))
