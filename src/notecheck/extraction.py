@@ -87,6 +87,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             kept.append(span)
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
+    text = doc.text  # built by joining every token: once, not per mention
     for span in kept:
         rule = span._.target_rule
         meta = dict(rule.metadata or {})
@@ -97,7 +98,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         mods = []
         for mod in getattr(span._, "modifiers", None) or []:
             ms, me = mod.modifier_span
-            mods.append((mod.category, doc[ms:me].text, doc[ms].idx))
+            mods.append((mod.category, text[doc[ms].idx : doc[me - 1].idx + len(doc[me - 1])], doc[ms].idx))
         value = meta.get("value")
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
@@ -114,7 +115,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             value=value,
             start=span.start_char,
             end=span.end_char,
-            text=doc.text[span.start_char : span.end_char],
+            text=text[span.start_char : span.end_char],
             section=section,
             rule=rule.literal,
             flags=flags,
@@ -137,7 +138,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                                      "meta": {"implied": True, "from_code": bool(meta.get("from_code"))}})
                 out.append(derived)
     if policy.option_list is not None:
-        _discount_option_lists(doc.text, out, policy)
+        _discount_option_lists(text, out, policy)
     return out
 
 

@@ -58,6 +58,41 @@ def split_sentences(doc: Doc) -> Doc:
     return doc
 
 
+def _fast_regex_matcher_class() -> type:
+    """medspaCy 1.3.1's RegexMatcher rebuilds doc.text (a join over every token) once per pattern; with ~100 regex
+    rules that was 60% of the run time. This subclass returns the same matches but builds the text once per Doc."""
+    from medspacy.common.regex_matcher import RegexMatcher
+    from medspacy.common.util import get_token_for_char
+
+    class SingleTextRegexMatcher(RegexMatcher):
+        def __call__(self, doc: Doc) -> list:
+            matches = []
+            text = doc.text_with_ws
+            for match_id, patterns in self._patterns.items():
+                on_match = self._callbacks[match_id]
+                for pattern in patterns:
+                    for re_match in pattern.finditer(text):
+                        span = doc.char_span(re_match.start(), re_match.end())
+                        if span is None:
+                            start = get_token_for_char(doc, re_match.start(), resolve=self.resolve_start)
+                            end = get_token_for_char(doc, re_match.end(), resolve=self.resolve_end)
+                            span = doc[start.i : (len(doc) if end is None else end.i)]
+                        if len(span):
+                            matches.append((match_id, span.start, span.end))
+                            if on_match is not None:
+                                on_match(self, doc, len(matches) - 1, matches)
+            return matches
+
+    return SingleTextRegexMatcher
+
+
+def _speed_up_regex_matching(component: object) -> None:
+    matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
+    regex = getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
+    if regex is not None:
+        regex.__class__ = _fast_regex_matcher_class()
+
+
 def _register_extensions() -> None:
     for attr in ("is_pre_reduction", "is_post_reduction"):
         if not Span.has_extension(attr):
@@ -117,4 +152,6 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     )
     context.add([ConTextRule(**r.model_dump(exclude_none=True)) for r in book.context.context_rules])
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
+    for component in (sectionizer, matcher, context):
+        _speed_up_regex_matching(component)
     return nlp
