@@ -165,14 +165,21 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
                 m.modifiers.append(("OPTION_LIST", "(template option list)", line_start))
 
 
+def _first_tier(pool: list[Mention], tiers: list[list[str]]) -> list[Mention]:
+    """Mentions from the most trusted tier of sections that has any; all of them when no tier has."""
+    for tier in tiers:
+        chosen = [m for m in pool if m.section in tier]
+        if chosen:
+            return chosen
+    return pool
+
+
 def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: list[Resolution]) -> Optional[str]:
     rank, prefer, reason = fp.rank, fp.prefer_sections, fp.reason
     counted = [m for m in ms if m.counted and m.value is not None]
     direct = [m for m in counted if not m.meta.get("from_code") and m.section not in fp.fallback_sections]
     pool = direct or counted
-    if prefer:
-        preferred = [m for m in pool if m.section in prefer]
-        pool = preferred or pool
+    pool = _first_tier(pool, prefer)
     values = [str(m.value) for m in pool if str(m.value) in rank]
     if not values:
         return None
@@ -183,10 +190,10 @@ def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: li
     return chosen
 
 
-def _side(ms: list[Mention], prefer: list[str], reason: str, codes: list[str], policy: FindingsPolicy,
+def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[str], policy: FindingsPolicy,
           resolutions: list[Resolution]) -> str:
     counted = [m for m in ms if m.counted and m.value in ("left", "right", "bilateral")]
-    pool = [m for m in counted if m.section in prefer] or counted
+    pool = _first_tier(counted, prefer)
     values = [m.value for m in pool]
     if not values:
         for code in codes:
