@@ -198,6 +198,50 @@ def eval_(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (loopback by default)."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535),
+    token: Optional[str] = typer.Option(None, "--token", envvar="NOTECHECK_TOKEN", show_envvar=True,
+                                        help="Require 'Authorization: Bearer TOKEN' on /v1/ endpoints."),
+    max_bytes: int = typer.Option(1_000_000, "--max-bytes", metavar="N", min=1, help="Largest request body (413)."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", help="Per-note time limit (503)."),
+    max_batch: int = typer.Option(50, "--max-batch", min=1, help="Most notes in one /v1/check/batch request."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (one pipeline each); use the core count."),
+    patterns: Optional[Path] = PatternsOption,
+) -> None:
+    """Run the HTTP service (needs notecheck[service]): POST /v1/check, /v1/check/batch, GET /healthz, /docs."""
+    import logging
+
+    try:
+        import uvicorn
+
+        from notecheck.service import create_app
+    except ImportError:
+        raise _fail("the HTTP service needs the optional extra: pip install 'notecheck[service]'") from None
+    from notecheck.checker import Checker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if workers > 1:
+        import os
+
+        _book(patterns)
+        os.environ.update({"NOTECHECK_MAX_BYTES": str(max_bytes), "NOTECHECK_TIMEOUT": str(timeout),
+                           "NOTECHECK_MAX_BATCH": str(max_batch), "NOTECHECK_PATTERNS": str(patterns or "")})
+        if token:
+            os.environ["NOTECHECK_TOKEN"] = token
+        uvicorn.run("notecheck.service:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+        return
+    try:
+        checker = Checker(patterns_dir=patterns)
+    except RulebookError as exc:
+        raise _fail(str(exc)) from None
+    app_ = create_app(checker, token=token, max_bytes=max_bytes, timeout=timeout, max_batch=max_batch)
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of `check --format json` output."""
     from notecheck.reporting import result_schema
