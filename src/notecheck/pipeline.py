@@ -7,11 +7,14 @@ are mostly header lines and short sentences, so punctuation plus line structure 
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Optional
 
+import numpy
 import spacy
 from loguru import logger
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -29,32 +32,34 @@ _WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, m
 
 @Language.component("notecheck_sentences")
 def split_sentences(doc: Doc) -> Doc:
-    """Start a sentence after . ! ? and at each line break, unless the line looks hard-wrapped mid-sentence."""
+    """Start a sentence after . ! ? (unless a lower-case word follows) and at each line break, unless the line looks
+    hard-wrapped mid-sentence (long, no closing punctuation, next line starts lower-case). Works on plain lists of
+    token texts and offsets and writes all boundaries at once: this runs on every note, so it must be cheap."""
+    n = len(doc)
+    if n == 0:
+        return doc
     text = doc.text
-    start_next = True
-    for token in doc:
-        if token.is_space and "\n" in token.text:
-            token.is_sent_start = start_next if token.i == 0 else False
-            line_start = text.rfind("\n", 0, token.idx) + 1
-            line = text[line_start : token.idx].rstrip()
-            blank_line = token.text.count("\n") > 1
-            nxt = doc[token.i + 1] if token.i + 1 < len(doc) else None
-            wrapped = (
-                not blank_line
-                and len(line) >= _WRAP_MIN_LINE
-                and line[-1:] not in ".:;!?"
-                and nxt is not None
-                and nxt.text[:1].islower()
-            )
+    words = [t.text for t in doc]
+    starts = [1] + [0] * (n - 1)  # SENT_START: 1 = starts a sentence, -1 = does not
+    start_next = False
+    for i in range(n):
+        w = words[i]
+        if i:
+            starts[i] = 1 if start_next else -1
+        first = w[:1]
+        if first in ("\n", "\r") or (w.isspace() and "\n" in w):
+            if i:
+                starts[i] = -1  # the line break belongs to the sentence it ends
+            idx = doc[i].idx
+            line_start = text.rfind("\n", 0, idx) + 1
+            line = text[line_start:idx].rstrip()
+            nxt = words[i + 1] if i + 1 < n else ""
+            wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
+                       and nxt[:1].islower())
             start_next = not wrapped
             continue
-        if token.i == 0:
-            token.is_sent_start = True
-        else:
-            token.is_sent_start = start_next
-        # "incl. fracture" or "approx. 3 cm" does not end a sentence; a capital, digit or new line after . does.
-        nxt = doc[token.i + 1] if token.i + 1 < len(doc) else None
-        start_next = token.text in _END_PUNCT and not (nxt is not None and nxt.text[:1].islower())
+        start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
+    doc.from_array([SENT_START], numpy.asarray(starts, dtype="int64").astype("uint64").reshape(-1, 1))
     return doc
 
 
@@ -64,14 +69,20 @@ def _fast_regex_matcher_class() -> type:
     from medspacy.common.regex_matcher import RegexMatcher
     from medspacy.common.util import get_token_for_char
 
+    from notecheck.fastregex import lowered
+
     class SingleTextRegexMatcher(RegexMatcher):
         def __call__(self, doc: Doc) -> list:
             matches = []
             text = doc.text_with_ws
+            low = text.lower()
+            same_length = len(low) == len(text)
             for match_id, patterns in self._patterns.items():
                 on_match = self._callbacks[match_id]
                 for pattern in patterns:
-                    for re_match in pattern.finditer(text):
+                    fast = lowered(pattern.pattern) if same_length and pattern.flags & re.IGNORECASE else None
+                    found = fast.finditer(low) if fast is not None else pattern.finditer(text)
+                    for re_match in found:
                         span = doc.char_span(re_match.start(), re_match.end())
                         if span is None:
                             start = get_token_for_char(doc, re_match.start(), resolve=self.resolve_start)

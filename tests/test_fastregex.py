@@ -1,0 +1,42 @@
+"""The lower-cased regex path must match exactly what re.IGNORECASE matches, for every rule on every note we have."""
+
+import json
+import re
+
+import pytest
+
+from conftest import ROOT
+from notecheck.fastregex import lowered
+from notecheck.rulebook import default_patterns_dir
+
+NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+
+
+def _patterns():
+    out = []
+    for name, key in (("target_rules.json", "target_rules"), ("context_rules.json", "context_rules")):
+        for rule in json.loads((default_patterns_dir() / name).read_text(encoding="utf-8"))[key]:
+            if isinstance(rule.get("pattern"), str):
+                out.append(rule["pattern"])
+    return out
+
+
+def test_every_rule_pattern_is_lowered():
+    assert all(lowered(p) is not None for p in _patterns())
+
+
+def test_same_matches_as_ignorecase():
+    texts = [n.read_text(encoding="utf-8", errors="replace") for n in NOTES]
+    texts.append("ÉCHO À L'HÔPITAL: [X] GENERAL; Pipkin IV; S73.014A; CR'D L HIP; İstanbul ﬁx")
+    for pattern in _patterns():
+        slow, fast = re.compile(pattern, re.IGNORECASE), lowered(pattern)
+        for text in texts:
+            low = text.lower()
+            if len(low) != len(text):
+                continue  # the matcher falls back to re.IGNORECASE for such texts
+            assert [m.span() for m in slow.finditer(text)] == [m.span() for m in fast.finditer(low)], pattern
+
+
+@pytest.mark.parametrize("pattern", [r"(?i)abc", r"(a)\1"])
+def test_unsupported_patterns_fall_back(pattern):
+    assert lowered(pattern) is None
