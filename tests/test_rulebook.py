@@ -60,3 +60,22 @@ def test_bad_patterns_dir_from_cli(patterns):
     (patterns / "rules.json").write_text("[]", encoding="utf-8")
     res = CliRunner().invoke(app, ["rules", "--patterns", str(patterns)])
     assert res.exit_code == 2 and "rules.json" in res.output
+
+
+def test_unknown_target_category(patterns):
+    _edit(patterns / "target_rules.json", lambda d: d["target_rules"][0].update(category="etiologgy"))
+    with pytest.raises(RulebookError, match=r"target_rules\.json: target_rules\.0 .*unknown category 'etiologgy'"):
+        load_rulebook(patterns)
+
+
+def test_unknown_context_category(patterns):
+    _edit(patterns / "context_rules.json", lambda d: d["context_rules"][0].update(category="NEGATIVE"))
+    with pytest.raises(RulebookError, match=r"context_rules\.json: context_rules\.0 .*unknown category 'NEGATIVE'"):
+        load_rulebook(patterns)
+
+
+def test_requirement_on_unknown_finding(patterns):
+    _edit(patterns / "families" / "hip_dislocation.json",
+          lambda d: d["codes"][2]["requirements"][1].update(finding="anaesthesia"))
+    with pytest.raises(RulebookError, match=r"hip_dislocation\.json: .*unknown finding 'anaesthesia'"):
+        load_rulebook(patterns)

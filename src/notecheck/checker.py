@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 from spacy.language import Language
+from spacy.tokens import Doc
 
+from notecheck.extraction import ORIGINAL_TEXT_KEY
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline
-from notecheck.reading import Note, read_note
+from notecheck.reading import Note, normalize_for_matching, read_note
 from notecheck.rulebook import Rulebook, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, validate
 
@@ -38,17 +40,27 @@ class Checker:
                    batch_size: int = 32) -> Iterator[CheckResult]:
         """Check a stream of notes through nlp.pipe, yielding one result per text, in order."""
         code_list = list(codes) if codes is not None else None
-        for i, doc in enumerate(self.nlp.pipe(texts, batch_size=batch_size)):
+        for i, doc in enumerate(self.nlp.pipe((self._make_doc(t) for t in texts), batch_size=batch_size)):
             code = code_list[i] if code_list is not None and i < len(code_list) else None
             yield validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book, source=f"<text {i}>",
                            claimed_code=code, family=self.family)
 
     def check_text(self, text: str, *, source: str = "<text>", claimed_code: Optional[str] = None,
                    warnings: tuple[str, ...] = ()) -> CheckResult:
-        doc = self.nlp(text)
+        doc = self.nlp(self._make_doc(text))
+        if not text.strip():
+            warnings = (*warnings, "the note is empty or contains only whitespace")
         log.debug("checked source=%s chars=%d mentions=%d", source, len(text), len(doc._.evidence))
         return validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book, source=source,
                         claimed_code=claimed_code, family=self.family, warnings=list(warnings))
+
+    def _make_doc(self, text: str) -> Doc:
+        """Rules read a same-length normalised copy; the original is kept so evidence quotes the note as given."""
+        if not isinstance(text, str):
+            raise TypeError(f"note text must be str, not {type(text).__name__}")
+        doc = self.nlp.make_doc(normalize_for_matching(text))
+        doc.user_data[ORIGINAL_TEXT_KEY] = text
+        return doc
 
     def check_note(self, note: Note, claimed_code: Optional[str] = None) -> CheckResult:
         return self.check_text(note.text, source=note.source, claimed_code=claimed_code, warnings=note.warnings)

@@ -17,6 +17,7 @@ from notecheck.models import Evidence, Findings, Resolution
 from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rulebook
 
 SPAN_GROUP = "notecheck"
+ORIGINAL_TEXT_KEY = "notecheck.original_text"
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
 
 for _name in ("findings", "evidence", "resolutions"):
@@ -88,6 +89,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
     text = doc.text  # built by joining every token: once, not per mention
+    original = doc.user_data.get(ORIGINAL_TEXT_KEY)
+    quote = original if isinstance(original, str) and len(original) == len(text) else text
     for span in kept:
         rule = span._.target_rule
         meta = dict(rule.metadata or {})
@@ -115,7 +118,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             value=value,
             start=span.start_char,
             end=span.end_char,
-            text=text[span.start_char : span.end_char],
+            text=quote[span.start_char : span.end_char],
             section=section,
             rule=rule.literal,
             flags=flags,

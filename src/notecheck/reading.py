@@ -68,6 +68,32 @@ def decode(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Note
     return Note(source=source, text=text, warnings=tuple(warnings))
 
 
+_SPACE_LIKE = dict.fromkeys([*range(0, 9), 11, *range(14, 32), 0x7F, 0xA0], " ")
+_BREAK_LIKE = {"\f": "\n", "\u2028": "\n", "\u2029": "\n", "\x0b": "\n"}
+
+
+def normalize_for_matching(text: str) -> str:
+    """A same-length copy for the rules to read: lone CR, form feed and Unicode line separators become newlines,
+    other control characters and NBSP become spaces. Offsets stay valid for the original text, character for
+    character, so evidence is always quoted from the note exactly as given."""
+    if text.isprintable() and "\r" not in text:
+        return text.replace("\xa0", " ") if "\xa0" in text else text
+    out = []
+    n = len(text)
+    for i, ch in enumerate(text):
+        if ch == "\r":
+            out.append("\r" if i + 1 < n and text[i + 1] == "\n" else "\n")
+        elif ch in ("\n", "\t"):
+            out.append(ch)
+        elif ch in _BREAK_LIKE:
+            out.append(_BREAK_LIKE[ch])
+        elif ord(ch) in _SPACE_LIKE:
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _utf8_ok(data: bytes) -> bool:
     try:
         data.decode("utf-8")

@@ -323,8 +323,45 @@ def _read(path: Path, model: type[BaseModel], root: Path) -> Any:
         raise RulebookError(f"{rel}: field {where}: {err['msg']}{more}") from None
 
 
+CONTEXT_CATEGORIES = {"NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "HYPOTHETICAL", "FAMILY", "TERMINATE",
+                      "PSEUDO", "PRE_REDUCTION", "POST_REDUCTION"}
+# Target categories the extraction stage knows how to read besides the resolved fields and booleans.
+EXTRA_TARGET_CATEGORIES = {"imaging", "cpt_code", "icd10_code", "no_reduction"}
+
+
+def _finding_names() -> set[str]:
+    from notecheck.models import Findings
+
+    return set(Findings.model_fields)
+
+
 def _cross_check(book: Rulebook) -> None:
-    """References between files must resolve: a requirement naming an unknown rule id is a data bug."""
+    """References between files must resolve: an unknown rule id, finding or category is a data bug."""
+    findings = _finding_names()
+    categories = set(book.findings.fields) | set(book.findings.booleans) | EXTRA_TARGET_CATEGORIES
+    for i, rule in enumerate(book.targets.target_rules):
+        where = f"target_rules.json: target_rules.{i} ({rule.literal!r})"
+        if rule.category not in categories:
+            raise RulebookError(f"{where}: unknown category '{rule.category}' (known: {', '.join(sorted(categories))})")
+        for implied in [*rule.metadata.implies, *rule.metadata.negated_implies]:
+            if implied not in categories:
+                raise RulebookError(f"{where}: implies unknown category '{implied}'")
+    for i, crule in enumerate(book.context.context_rules):
+        if crule.category not in CONTEXT_CATEGORIES:
+            raise RulebookError(f"context_rules.json: context_rules.{i} ({crule.literal!r}): unknown category "
+                                f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
+    for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific]:
+        if field_name not in categories:
+            raise RulebookError(f"findings.json: unknown field '{field_name}'")
+    for name, fam in book.families.items():
+        where = f"families/{name}.json"
+        conds = [*fam.gate, *(c for o in fam.outside for c in o.when), *(c for s in fam.codes for c in s.select_when),
+                 *(c for m in fam.modifier_rules for c in m.when), *(c for f in fam.finding_checks for c in f.when)]
+        reqs_all = [r for c in fam.codes for r in c.requirements] + fam.common_requirements
+        for ref in [*(c.finding for c in conds), *(r.finding for r in reqs_all)]:
+            if ref not in findings:
+                raise RulebookError(f"{where}: condition or requirement refers to unknown finding '{ref}' "
+                                    f"(known: {', '.join(sorted(findings))})")
     for name, fam in book.families.items():
         where = f"families/{name}.json"
         reqs = [r for c in fam.codes for r in c.requirements] + fam.common_requirements

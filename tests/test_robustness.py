@@ -1,0 +1,150 @@
+"""Never crash on input, never lose or invent text, never leak a note: property tests and PHI hygiene."""
+
+import logging
+import random
+import socket
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from conftest import SAMPLES
+from notecheck.cli import app
+from notecheck.models import CheckResult
+from notecheck.reading import ReadError, decode
+
+NOTES = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*.txt"))]
+KEYWORDS = ("dislocat", "reduc", "anesth", "sedat", "general", "closed", "open", "fractur", "left", "right", "pipkin",
+            "pavlik", "spica", "traction", "arthroplast", "tha", "ddh", "short", "tenotom", "cpt", "2725", "2726")
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                           HealthCheck.too_slow])
+
+
+def _valid(checker, text: str) -> CheckResult:
+    result = checker.check(text)
+    CheckResult.model_validate_json(result.model_dump_json())
+    for ev in result.evidence:
+        assert text[ev.start:ev.end] == ev.text
+    assert checker.check(text).model_dump() == result.model_dump()  # deterministic
+    return result
+
+
+@SETTINGS
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_arbitrary_text_never_raises(checker, text):
+    _valid(checker, text)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(["\r\n", "\r", "\n", "\f", "\x00", "\t", "\u2028", "\xa0", "[ ]", "[x]", ":", "-",
+                                 "Hip", "dislocation", "no", "not", "general", "GA", "CR'd", "L", "R", "27252", "S73.0"]),
+                max_size=60))
+def test_structural_noise_never_raises(checker, parts):
+    _valid(checker, " ".join(parts))
+
+
+def _mutate(text: str, rng: random.Random) -> str:
+    """Random edits that avoid the clinical key words: whitespace, case of other words, junk between lines."""
+    out = []
+    for word in text.split(" "):
+        low = word.lower()
+        if any(k in low for k in KEYWORDS):
+            out.append(word)
+            continue
+        roll = rng.random()
+        if roll < 0.05:
+            continue  # deletion
+        if roll < 0.10:
+            word = word.upper()
+        elif roll < 0.15:
+            word = word + rng.choice(["  ", "\t", " ~ ", " ** "])
+        elif roll < 0.18:
+            word = word + " " + "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 6)))
+        out.append(word)
+    return " ".join(out)
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=len(NOTES) - 1), st.integers(min_value=0, max_value=10**6))
+def test_mutated_real_notes(checker, index, seed):
+    text = _mutate(NOTES[index], random.Random(seed))
+    _valid(checker, text)
+
+
+def test_crlf_and_lone_cr_give_the_same_findings(checker):
+    for note in NOTES[:6]:
+        base = checker.check(note)
+        for variant in (note.replace("\n", "\r\n"), note.replace("\n", "\r")):
+            result = _valid(checker, variant)
+            assert result.supported_code == base.supported_code
+            assert result.findings.model_dump(exclude={"cpt_codes", "icd10_codes"}) == \
+                base.findings.model_dump(exclude={"cpt_codes", "icd10_codes"})
+
+
+@pytest.mark.parametrize("data, ok", [
+    ("\ufeffhip note".encode("utf-8"), True),
+    ("hip note é".encode("utf-16"), True),
+    ("hip note é".encode("cp1252"), True),
+    (b"\x00\x01\x02binary\x00", False),
+    (b"", False),
+    (b" \r\n\t\f ", False),
+])
+def test_decode_accepts_text_and_refuses_the_rest(data, ok):
+    if ok:
+        assert "hip note" in decode(data, "x").text
+    else:
+        with pytest.raises(ReadError):
+            decode(data, "x")
+
+
+SENTINELS = ["QZXSENTINELNAME", "QZXSENTINELMRN", "QZXSENTINELDRUG", "QZXSENTINELPLACE"]
+PHI_NOTE = (f"Patient {SENTINELS[0]} MRN {SENTINELS[1]}.\nPREOPERATIVE DIAGNOSIS: Left posterior hip dislocation after "
+            f"a fall at {SENTINELS[3]}.\nANESTHESIA: General by Dr. {SENTINELS[0]}.\nPROCEDURE: Closed reduction under "
+            f"{SENTINELS[2]} and general anesthesia. No femoral head fracture.\nCPT: 27252-LT\n")
+
+
+def test_no_note_text_in_logs_or_errors(checker, tmp_path, caplog):
+    from loguru import logger
+
+    captured: list[str] = []
+    sink = logger.add(lambda m: captured.append(str(m)), level="TRACE")
+    try:
+        with caplog.at_level(logging.DEBUG):
+            checker.check(PHI_NOTE)
+            runner = CliRunner()
+            note = tmp_path / "n.txt"
+            note.write_text(PHI_NOTE, encoding="utf-8")
+            runner.invoke(app, ["check", str(note)])
+            bad = tmp_path / "bad.txt"
+            bad.write_bytes(PHI_NOTE.encode("utf-8") + b"\x00\x00\x00")
+            res = runner.invoke(app, ["check", str(bad)])
+            assert res.exit_code == 2
+            errors = res.output
+            big = runner.invoke(app, ["check", str(note), "--max-bytes", "10"])
+            errors += big.output
+            errors += runner.invoke(app, ["check", str(note), "--code", "ABCDE"]).output
+            errors += runner.invoke(app, ["batch", str(tmp_path), "-j", "1", "-f", "json"]).output
+    finally:
+        logger.remove(sink)
+    everything = "\n".join(captured) + "\n".join(r.getMessage() for r in caplog.records) + errors
+    for s in SENTINELS:
+        assert s not in everything
+
+
+def test_checking_opens_no_network_connection(checker, monkeypatch):
+    attempts = []
+
+    def refuse(self, *args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, *a))
+    from notecheck import Checker
+
+    fresh = Checker()  # building the pipeline must not download anything either
+    assert fresh.check(PHI_NOTE).supported_code == "27252"
+    assert not attempts
