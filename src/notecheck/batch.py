@@ -43,13 +43,21 @@ _CHECKER = None
 _SETTINGS: dict[str, Any] = {}
 
 
-def init_worker(patterns_dir: Optional[str], family: str, max_bytes: int) -> None:
+def init_worker(patterns_dir: Optional[str], family: str, max_bytes: int, html_dir: Optional[str] = None) -> None:
     """Build the pipeline once per worker process."""
     global _CHECKER
     from notecheck.checker import Checker
 
     _CHECKER = Checker(patterns_dir=patterns_dir, family=family)
-    _SETTINGS.update(max_bytes=max_bytes)
+    _SETTINGS.update(max_bytes=max_bytes, html_dir=html_dir)
+
+
+def _html_name(path: str) -> str:
+    """A flat, safe file name for a note's HTML report, unique per input path."""
+    import hashlib
+
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(path).stem)[:60]
+    return f"{stem}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}.html"
 
 
 def check_path(path: str) -> dict[str, Any]:
@@ -67,6 +75,13 @@ def check_path(path: str) -> dict[str, Any]:
         return {"path": path, "status": "unreadable", "reason": f"{path}: internal error ({type(exc).__name__})"}
     row = {"path": path, "status": "failed" if result.has_errors else "passed", "reason": None}
     row.update(json.loads(result.model_dump_json()))
+    html_dir = _SETTINGS.get("html_dir")
+    if html_dir:
+        from notecheck.html_report import render_html
+
+        target = Path(html_dir) / _html_name(path)
+        target.write_text(render_html(result, note.text), encoding="utf-8")
+        row["html_report"] = str(target)
     return row
 
 
@@ -129,14 +144,32 @@ class Summary:
     mismatches: int = 0
     by_code: Counter = field(default_factory=Counter)
     gaps: Counter = field(default_factory=Counter)
+    confusion: dict[str, Counter] = field(default_factory=dict)
+    failing: list[dict[str, Any]] = field(default_factory=list)
+    more_failing: int = 0
     seconds: float = 0.0
+    MAX_FAILING = 2000  # rows kept for the dashboard; the results file has them all
+
+    def _keep_failing(self, row: dict[str, Any]) -> None:
+        if len(self.failing) >= self.MAX_FAILING:
+            self.more_failing += 1
+            return
+        rules = sorted({i["rule"] for i in row.get("issues", []) if i["severity"] == "error"})
+        self.failing.append({"path": row["path"], "status": row["status"], "claimed_code": row.get("claimed_code"),
+                             "supported_code": row.get("supported_code"), "rules": " ".join(rules),
+                             "reason": row.get("reason"), "html_report": row.get("html_report")})
 
     def add(self, row: dict[str, Any]) -> None:
         self.checked += 1
         status = row["status"]
         if status == "unreadable":
             self.unreadable += 1
+            self._keep_failing(row)
             return
+        claimed = row.get("claimed_code") or "none"
+        self.confusion.setdefault(claimed, Counter())[row.get("supported_code") or "none"] += 1
+        if status == "failed":
+            self._keep_failing(row)
         self.passed += status == "passed"
         self.failed += status == "failed"
         self.by_code[row.get("supported_code") or "none"] += 1
@@ -260,6 +293,20 @@ class BatchOptions:
     patterns_dir: Optional[str] = None
     family: str = "hip_dislocation"
     max_bytes: int = DEFAULT_MAX_BYTES
+    html_dashboard: Optional[Path] = None
+    html_dir: Optional[Path] = None
+
+
+def write_dashboard(summary: Summary, target: Path) -> None:
+    from notecheck.html_report import render_dashboard
+
+    links = {}
+    for row in summary.failing:
+        if row.get("html_report"):
+            rel = os.path.relpath(row["html_report"], target.parent)
+            links[row["path"]] = rel
+    target.write_text(render_dashboard(summary.as_dict(), {k: dict(v) for k, v in summary.confusion.items()},
+                                       summary.failing, summary.more_failing, links), encoding="utf-8")
 
 
 def run_batch(opts: BatchOptions, on_row: Optional[Callable[[dict[str, Any]], None]] = None) -> Summary:
@@ -272,7 +319,9 @@ def run_batch(opts: BatchOptions, on_row: Optional[Callable[[dict[str, Any]], No
     paths = [p for p in all_paths if p not in done]
     summary.skipped = len(all_paths) - len(paths)
     jobs = opts.jobs or os.cpu_count() or 1
-    init_args = (opts.patterns_dir, opts.family, opts.max_bytes)
+    if opts.html_dir:
+        opts.html_dir.mkdir(parents=True, exist_ok=True)
+    init_args = (opts.patterns_dir, opts.family, opts.max_bytes, str(opts.html_dir) if opts.html_dir else None)
 
     if opts.resume and opts.out and opts.out.exists():
         _drop_torn_tail(opts.out)
@@ -306,4 +355,6 @@ def run_batch(opts: BatchOptions, on_row: Optional[Callable[[dict[str, Any]], No
         for fh in (out_fh, csv_fh):
             if fh:
                 fh.close()
+    if opts.html_dashboard:
+        write_dashboard(summary, opts.html_dashboard)
     return summary

@@ -43,7 +43,7 @@ class Checker:
         for i, doc in enumerate(self.nlp.pipe((self._make_doc(t) for t in texts), batch_size=batch_size)):
             code = code_list[i] if code_list is not None and i < len(code_list) else None
             yield validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book, source=f"<text {i}>",
-                           claimed_code=code, family=self.family)
+                           claimed_code=code, family=self.family, sections=doc._.note_sections)
 
     def check_text(self, text: str, *, source: str = "<text>", claimed_code: Optional[str] = None,
                    warnings: tuple[str, ...] = ()) -> CheckResult:
@@ -52,7 +52,8 @@ class Checker:
             warnings = (*warnings, "the note is empty or contains only whitespace")
         log.debug("checked source=%s chars=%d mentions=%d", source, len(text), len(doc._.evidence))
         return validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book, source=source,
-                        claimed_code=claimed_code, family=self.family, warnings=list(warnings))
+                        claimed_code=claimed_code, family=self.family, warnings=list(warnings),
+                        sections=doc._.note_sections)
 
     def _make_doc(self, text: str) -> Doc:
         """Rules read a same-length normalised copy; the original is kept so evidence quotes the note as given."""

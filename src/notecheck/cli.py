@@ -45,6 +45,13 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+    sarif = "sarif"
+
+
 def _fail(message: str) -> "typer.Exit":
     typer.echo(f"notecheck: error: {message}", err=True)
     return typer.Exit(EXIT_USAGE)
@@ -67,7 +74,11 @@ def check(
         None, "--code", "-c", metavar="CPT",
         help="Claimed CPT code to check. Default: the first family code written in the note (billing line first).",
     ),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs."),
+    output: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f",
+                                       help="text for people, json for programs, html (self-contained page with the "
+                                            "evidence highlighted), sarif (SARIF 2.1.0 for code-scanning viewers)."),
+    out_file: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                            help="Write the report to FILE instead of standard output."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every piece of evidence in the text report."),
     family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family to check against."),
     max_bytes: int = MaxBytesOption,
@@ -86,7 +97,25 @@ def check(
         result = checker.check_note(text_note, claimed_code=code)
     except (RulebookError, ValidationInputError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(render_json(result) if output is OutputFormat.json else render_text(result, verbose=verbose))
+    if output is CheckFormat.json:
+        rendered = render_json(result)
+    elif output is CheckFormat.html:
+        from notecheck.html_report import render_html
+
+        rendered = render_html(result, text_note.text)
+    elif output is CheckFormat.sarif:
+        from notecheck.reporting import render_sarif
+
+        rendered = render_sarif([result], checker.book)
+    else:
+        rendered = render_text(result, verbose=verbose)
+    if out_file is not None:
+        try:
+            out_file.write_text(rendered + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"{out_file}: cannot write ({exc.strerror or type(exc).__name__})") from None
+    else:
+        typer.echo(rendered)
     raise typer.Exit(EXIT_ISSUES if result.has_errors else EXIT_OK)
 
 
@@ -148,6 +177,10 @@ def batch(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
                                             help="Dask scheduler address; without it a LocalCluster is started."),
     max_bytes: int = MaxBytesOption,
+    html: Optional[Path] = typer.Option(None, "--html", metavar="FILE.html",
+                                        help="Write a self-contained dashboard page for the batch."),
+    html_dir: Optional[Path] = typer.Option(None, "--html-dir", metavar="DIR",
+                                            help="Write a per-note HTML report into DIR (linked from the dashboard)."),
     family: str = typer.Option(DEFAULT_FAMILY, "--family", help="Code family to check against."),
     patterns: Optional[Path] = PatternsOption,
 ) -> None:
@@ -159,12 +192,13 @@ def batch(
 
     if resume and out is None:
         raise _fail("--resume needs --out (the results file to continue)")
-    if out is None and csv_path is None and quiet:
+    if out is None and csv_path is None and html is None and quiet:
         raise _fail("nothing to do: give --out and/or --csv, or drop --quiet to see the summary")
     _book(patterns)  # a broken rule file fails here, once, not in every worker
     opts = BatchOptions(root=directory, pattern=glob, jobs=jobs, out=out, csv_path=csv_path, resume=resume,
                         progress=not quiet and sys.stderr.isatty(), engine=engine.value, scheduler=scheduler,
-                        patterns_dir=str(patterns) if patterns else None, family=family, max_bytes=max_bytes)
+                        patterns_dir=str(patterns) if patterns else None, family=family, max_bytes=max_bytes,
+                        html_dashboard=html, html_dir=html_dir)
     try:
         summary = run_batch(opts)
     except (RuntimeError, OSError) as exc:

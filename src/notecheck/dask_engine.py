@@ -39,7 +39,7 @@ def bag_of_files(paths: list[str], npartitions: int = 8):  # pragma: no cover - 
     """A dask.bag of result rows (as JSON lines) for FILES; write with `.to_textfiles('out/*.jsonl')`."""
     import dask.bag as db
 
-    init_args = (None, "hip_dislocation", batch.DEFAULT_MAX_BYTES)
+    init_args = (None, "hip_dislocation", batch.DEFAULT_MAX_BYTES, None)
     return (db.from_sequence(paths, npartitions=npartitions)
             .map_partitions(lambda part: check_chunk(list(part), init_args))
             .map(lambda row: json.dumps(row, ensure_ascii=False)))

@@ -13,14 +13,14 @@ from typing import Any, Optional
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecheck.models import Evidence, Findings, Resolution
+from notecheck.models import Evidence, Findings, Resolution, SectionSpan
 from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rulebook
 
 SPAN_GROUP = "notecheck"
 ORIGINAL_TEXT_KEY = "notecheck.original_text"
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
 
-for _name in ("findings", "evidence", "resolutions"):
+for _name in ("findings", "evidence", "resolutions", "note_sections"):
     if not Doc.has_extension(_name):
         Doc.set_extension(_name, default=None)
 for _attr in (*_FLAG_ATTRS, "is_pre_reduction", "is_post_reduction"):
@@ -346,7 +346,24 @@ class FindingsComponent:
 
     def __call__(self, doc: Doc) -> Doc:
         doc._.findings, doc._.evidence, doc._.resolutions = extract(doc, self.book)
+        doc._.note_sections = section_spans(doc)
         return doc
+
+
+def section_spans(doc: Doc) -> list[SectionSpan]:
+    """The sectionizer's sections as character offsets, for reports that mark headers in the note."""
+    original = doc.user_data.get(ORIGINAL_TEXT_KEY)
+    text = original if isinstance(original, str) and len(original) == len(doc.text) else doc.text
+    out = []
+    for sec in getattr(doc._, "sections", None) or []:
+        if sec.category is None or sec.title_start is None:
+            continue
+        start = doc[sec.title_start].idx
+        title_end = doc[sec.title_end - 1].idx + len(doc[sec.title_end - 1]) if sec.title_end > sec.title_start else start
+        last = doc[min(sec.body_end, len(doc)) - 1]
+        out.append(SectionSpan(category=sec.category, title=text[start:title_end].strip(), start=start,
+                               title_end=title_end, end=last.idx + len(last)))
+    return out
 
 
 @Language.factory("notecheck_findings", default_config={"patterns_dir": None})

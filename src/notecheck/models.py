@@ -96,6 +96,16 @@ class Issue(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
 
 
+class SectionSpan(BaseModel):
+    """A section of the note as the sectionizer found it: its category and the header's character offsets."""
+
+    category: str
+    title: str
+    start: int = Field(description="Start of the header.")
+    title_end: int = Field(description="End of the header text.")
+    end: int = Field(description="End of the section body.")
+
+
 class Modifier(BaseModel):
     modifier: str
     reason: str
@@ -119,6 +129,7 @@ class CheckResult(BaseModel):
     issues: list[Issue]
     modifiers: list[Modifier]
     warnings: list[str] = Field(default_factory=list, description="Notes about reading the input.")
+    sections: list[SectionSpan] = Field(default_factory=list, description="Sections found in the note.")
 
     @property
     def has_errors(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from typing import Optional
+from typing import Any, Optional
 
 from notecheck.models import CheckResult, Evidence
 from notecheck.rulebook import CodeSpec, Family, RuleSpec, Rulebook
@@ -129,3 +129,52 @@ def _code_detail(s: CodeSpec) -> str:
             "ICD-10-CM categories that fit:"] + [f"  - {i.prefix}: {i.meaning}" for i in s.icd10]
     out += ["Modifier and bundling notes:"] + [f"  - {n}" for n in s.notes]
     return "\n".join(out)
+
+
+_SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def render_sarif(results: list[CheckResult], book: Rulebook) -> str:
+    """SARIF 2.1.0: one run of the tool `notecheck`, its rule catalogue, one result per issue with a char region."""
+    from notecheck import __version__
+
+    rules = sorted(book.rules.values(), key=lambda r: r.id)
+    rule_index = {r.id: i for i, r in enumerate(rules)}
+    driver = {
+        "name": "notecheck",
+        "version": __version__,
+        "informationUri": "https://example.invalid/notecheck",
+        "rules": [{
+            "id": r.id,
+            "name": r.name,
+            "shortDescription": {"text": r.message.split("{")[0].strip() or r.name},
+            "fullDescription": {"text": r.explanation},
+            "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+            "help": {"text": r.explanation + (f" Query: {r.query}" if r.query else "")},
+        } for r in rules],
+    }
+    out_results, artifacts = [], []
+    for result in results:
+        uri = result.source if result.source not in ("-", "<stdin>") else "stdin"
+        artifacts.append({"location": {"uri": uri}})
+        for issue in result.issues:
+            location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": uri, "index": len(artifacts) - 1}}}
+            if issue.evidence:
+                e = issue.evidence[0]
+                location["physicalLocation"]["region"] = {"charOffset": e.start, "charLength": e.end - e.start}
+            entry: dict[str, Any] = {
+                "ruleId": issue.rule,
+                "ruleIndex": rule_index[issue.rule],
+                "level": _SARIF_LEVEL[issue.severity],
+                "message": {"text": issue.message + (f" Query: {issue.query}" if issue.query else "")},
+                "locations": [location],
+                "properties": {"claimedCode": result.claimed_code, "supportedCode": result.supported_code},
+            }
+            out_results.append(entry)
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": driver}, "artifacts": artifacts, "results": out_results,
+                  "columnKind": "unicodeCodePoints"}],
+    }
+    return json.dumps(log, indent=2)

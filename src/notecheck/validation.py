@@ -16,6 +16,7 @@ from notecheck.models import (
     Modifier,
     RequirementResult,
     Resolution,
+    SectionSpan,
 )
 from notecheck.rulebook import CodeSpec, Condition, Family, Requirement, Rulebook
 
@@ -146,6 +147,7 @@ def validate(
     claimed_code: Optional[str] = None,
     family: str = DEFAULT_FAMILY,
     warnings: Optional[list[str]] = None,
+    sections: Optional[list[SectionSpan]] = None,
 ) -> CheckResult:
     """Decide the supported code, check the claimed (else supported) code's requirements and list every issue."""
     fam = book.families.get(family)
@@ -261,4 +263,5 @@ def validate(
         issues=sorted(issues.items, key=lambda i: (order[i.severity], i.rule)),
         modifiers=modifiers,
         warnings=warnings or [],
+        sections=sections or [],
     )
