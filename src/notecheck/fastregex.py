@@ -88,3 +88,55 @@ def lowered(pattern: str) -> Optional[re.Pattern[str]]:
         return _sre_compile.compile(tree, 0)  # type: ignore[no-any-return]
     except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
         return None
+
+
+def _leading_literal(seq: Any) -> str:
+    """Literal characters every match of this sequence starts with (after zero-width \\b or ^)."""
+    out = []
+    items = list(seq.data) if hasattr(seq, "data") else list(seq)
+    i = 0
+    while i < len(items) and items[i][0] is _c.AT:
+        i += 1
+    while i < len(items):
+        op, av = items[i]
+        if op is _c.LITERAL:
+            out.append(chr(av))
+        elif op is _c.SUBPATTERN and not out and i == len(items) - 1:
+            return _leading_literal(av[3]) if _branch_prefixes(av[3]) is None else ""
+        else:
+            break
+        i += 1
+    return "".join(out)
+
+
+def _branch_prefixes(seq: Any) -> Optional[list[str]]:
+    items = list(seq.data)
+    i = 0
+    while i < len(items) and items[i][0] is _c.AT:
+        i += 1
+    if i < len(items) and items[i][0] is _c.SUBPATTERN:
+        inner = list(items[i][1][3].data)
+        if inner and inner[0][0] is _c.BRANCH:
+            return [_leading_literal(alt) for alt in inner[0][1][1]]
+    if i < len(items) and items[i][0] is _c.BRANCH:
+        return [_leading_literal(alt) for alt in items[i][1][1]]
+    return None
+
+
+@lru_cache(maxsize=None)
+def required_prefixes(pattern: str) -> Optional[tuple[str, ...]]:
+    """Lower-case strings of which at least one must occur in the (lower-cased) text for `pattern` to match, or None
+    when no such cheap test is known. Lets the matcher skip a full regex scan with a fast substring check."""
+    try:
+        tree = _sre_parse.parse(pattern, 0)
+        if tree.state.flags & re.IGNORECASE:
+            return None
+        _lower_tree(tree)
+    except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
+        return None
+    alts = _branch_prefixes(tree)
+    if alts is None:
+        alts = [_leading_literal(tree)]
+    if any(len(a) < 2 for a in alts):
+        return None
+    return tuple(sorted(set(alts)))

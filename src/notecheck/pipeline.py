@@ -69,7 +69,7 @@ def _fast_regex_matcher_class() -> type:
     from medspacy.common.regex_matcher import RegexMatcher
     from medspacy.common.util import get_token_for_char
 
-    from notecheck.fastregex import lowered
+    from notecheck.fastregex import lowered, required_prefixes
 
     class SingleTextRegexMatcher(RegexMatcher):
         def __call__(self, doc: Doc) -> list:
@@ -81,6 +81,10 @@ def _fast_regex_matcher_class() -> type:
                 on_match = self._callbacks[match_id]
                 for pattern in patterns:
                     fast = lowered(pattern.pattern) if same_length and pattern.flags & re.IGNORECASE else None
+                    if fast is not None:
+                        needed = required_prefixes(pattern.pattern)
+                        if needed is not None and not any(p in low for p in needed):
+                            continue
                     found = fast.finditer(low) if fast is not None else pattern.finditer(text)
                     for re_match in found:
                         span = doc.char_span(re_match.start(), re_match.end())
