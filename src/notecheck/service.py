@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from notecheck.checker import Checker
@@ -106,7 +106,9 @@ def create_app(checker: Optional[Checker] = None, *, token: Optional[str] = None
         if len(req.text.encode("utf-8")) > max_bytes:
             return error(413, f"note is over the {max_bytes}-byte limit", request)
         try:
-            return await run_check(req)
+            result = await run_check(req)
+            # Serialised once by pydantic-core; FastAPI would otherwise validate the model again on the way out.
+            return Response(content=result.model_dump_json(), media_type="application/json")
         except asyncio.TimeoutError:
             return error(503, f"the check took longer than {timeout} s; retry or split the note", request)
         except ValidationInputError as exc:
