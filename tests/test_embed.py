@@ -137,3 +137,15 @@ def test_http_rejects_bad_requests_without_echoing_text(server):
 def test_http_token(server):
     assert _call(server, "/v1/check", {"text": GOOD}, token=None)[0] == 401
     assert _call(server, "/v1/check", {"text": GOOD}, token="wrong")[0] == 401
+
+
+def test_http_timeout_is_a_clear_503(checker):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from notecheck.service import create_app
+
+    client = TestClient(create_app(checker, timeout=1e-6))
+    res = client.post("/v1/check", json={"text": WRONG})
+    assert res.status_code == 503 and "longer than" in res.json()["error"] and res.json()["request_id"]
+    assert client.get("/healthz").status_code == 200  # the service is still answering
