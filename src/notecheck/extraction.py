@@ -289,7 +289,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":
             seen: list[str] = []
-            for m in ms:
+            for m in _first_tier([m for m in ms if m.counted], fp.prefer_sections):
                 if m.counted and m.value is not None and m.value not in seen:
                     seen.append(str(m.value))
             values[name] = seen

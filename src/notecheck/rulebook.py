@@ -110,7 +110,7 @@ class SectionRulesFile(_Strict):
 class FieldPolicy(_Strict):
     kind: Literal["ranked", "set", "side"]
     rank: list[str] = Field(default_factory=list)
-    prefer_sections: list[list[str]] = Field(
+    prefer_sections: list[list[Optional[str]]] = Field(
         default_factory=list, description="tiers of sections, most trusted first; the first tier with mentions decides")
     fallback_sections: list[str] = Field(
         default_factory=list, description="sections whose mentions count only when nothing else does (billing lines)")
