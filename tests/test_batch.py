@@ -94,3 +94,31 @@ def test_dask_engine_matches_local(messy, tmp_path):
     run_batch(BatchOptions(root=messy, jobs=1, out=local, max_bytes=20_000))
     run_batch(BatchOptions(root=messy, jobs=2, out=dask_out, engine="dask", max_bytes=20_000))
     assert _rows(local) == _rows(dask_out)
+
+
+def test_unknown_family_fails_fast(messy, tmp_path):
+    res = CliRunner().invoke(app, ["batch", str(messy), "--family", "nope", "-j", "2", "-q", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "unknown family" in res.output
+
+
+def test_non_utf8_file_name_gets_its_own_row(tmp_path):
+    import os
+
+    root = tmp_path / "n"
+    root.mkdir()
+    shutil.copy(GOOD, root / "ok.txt")
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as fh:
+        fh.write(GOOD.read_bytes())
+    out = tmp_path / "r.jsonl"
+    summary = run_batch(BatchOptions(root=root, jobs=1, out=out))
+    rows = _rows(out)
+    assert len(rows) == 2 == summary.rows_written
+    assert {r["status"] for r in rows} == {"passed"}
+    assert any("\\xe9" in r["path"] for r in rows)
+
+
+def test_resume_keeps_failures_in_the_exit_code(messy, tmp_path):
+    out = str(tmp_path / "r.jsonl")
+    args = ["batch", str(messy), "-j", "1", "-q", "--max-bytes", "20000", "--resume", "-o", out]
+    assert CliRunner().invoke(app, args).exit_code == 1
+    assert CliRunner().invoke(app, args).exit_code == 1  # nothing new checked, but failures are still there

@@ -51,6 +51,11 @@ def test_spacy_component_does_not_clobber_host_pipeline():
     assert doc._.notecheck.supported_code == "27250"
     for ev in doc._.notecheck.evidence:
         assert doc.text[ev.start:ev.end] == ev.text
+    from spacy.tokens import Doc, DocBin
+
+    restored = Doc(nlp.vocab).from_bytes(doc.to_bytes())  # the report survives serialisation
+    assert restored._.notecheck.supported_code == "27250"
+    DocBin(store_user_data=True, docs=[doc]).to_bytes()
     doc2 = nlp.make_doc(GOOD)
     doc2._.notecheck_code = "27250"
     for _, proc in nlp.pipeline:
@@ -139,13 +144,24 @@ def test_http_token(server):
     assert _call(server, "/v1/check", {"text": GOOD}, token="wrong")[0] == 401
 
 
+class _SlowChecker:
+    """Stands in for a Checker whose check takes longer than the service's time limit."""
+
+    def __init__(self, real):
+        self.book, self.family, self.real = real.book, real.family, real
+
+    def check(self, text, code=None, note_id=None):
+        time.sleep(0.5)
+        return self.real.check(text, code=code, note_id=note_id)
+
+
 def test_http_timeout_is_a_clear_503(checker):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from notecheck.service import create_app
 
-    client = TestClient(create_app(checker, timeout=1e-6))
+    client = TestClient(create_app(_SlowChecker(checker), timeout=0.1))
     res = client.post("/v1/check", json={"text": WRONG})
     assert res.status_code == 503 and "longer than" in res.json()["error"] and res.json()["request_id"]
     assert client.get("/healthz").status_code == 200  # the service is still answering

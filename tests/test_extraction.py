@@ -177,3 +177,29 @@ def test_findings_component_on_doc(checker):
     assert doc._.findings.etiology == "developmental"
     assert doc._.findings.technique == ["splint"]
     assert all(e.text == doc.text[e.start:e.end] for e in doc._.evidence)
+
+
+@pytest.mark.parametrize("verb", ["showed", "revealed", "demonstrated", "confirmed"])
+def test_imaging_verb_does_not_hide_negation(findings_of, verb):
+    f = findings_of(f"DIAGNOSIS: Left hip dislocation.\nCT {verb} no posterior wall fracture and no femoral head "
+                    "fracture.\n")
+    assert not f.acetabular_wall_fracture and not f.femoral_head_fracture
+
+
+def test_earlier_episode_anesthesia_does_not_count(findings_of):
+    f = findings_of("DIAGNOSIS: Recurrent left hip dislocation after a fall.\nHISTORY: Two weeks ago she underwent "
+                    "closed reduction under general anesthesia.\nANESTHESIA: Procedural sedation with propofol.\n")
+    assert f.anesthesia == "moderate_sedation"
+
+
+def test_bilateral_devices_do_not_make_the_case_bilateral(findings_of):
+    f = findings_of("PROCEDURE: Closed reduction of left hip dislocation. Bilateral lower extremity sequential "
+                    "compression devices were placed.\n")
+    assert f.laterality == "left"
+
+
+@pytest.mark.parametrize("sentence", ["A CT after reduction is planned.", "Fluoroscopy was not available.",
+                                      "Post-reduction films are pending."])
+def test_planned_or_unavailable_imaging_is_not_done(findings_of, sentence):
+    f = findings_of(f"DIAGNOSIS: Left hip dislocation.\nPROCEDURE: Closed reduction with an Allis maneuver. {sentence}\n")
+    assert f.imaging_post is False

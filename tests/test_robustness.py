@@ -1,5 +1,6 @@
 """Never crash on input, never lose or invent text, never leak a note: property tests and PHI hygiene."""
 
+import json
 import logging
 import random
 import socket
@@ -148,3 +149,23 @@ def test_checking_opens_no_network_connection(checker, monkeypatch):
     fresh = Checker()  # building the pipeline must not download anything either
     assert fresh.check(PHI_NOTE).supported_code == "27252"
     assert not attempts
+
+
+def test_unpaired_surrogate_is_a_clear_error_without_text(checker):
+    with pytest.raises(ValueError) as info:
+        checker.check("QZXSENTINELNAME hip \udcff dislocation")
+    assert "surrogate" in str(info.value) and "QZXSENTINEL" not in str(info.value)
+
+
+def test_service_limits_each_note_in_a_batch(checker):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from notecheck.service import create_app
+
+    client = TestClient(create_app(checker, max_bytes=5000))
+    res = client.post("/v1/check/batch", json={"notes": [{"text": "hip " * 100}, {"text": "x" * 4000}]})
+    assert res.status_code in (200, 413)
+    big = client.post("/v1/check/batch", content=json.dumps({"notes": [{"text": "x" * 6000}]}),
+                      headers={"content-type": "application/json", "transfer-encoding": "chunked"})
+    assert big.status_code == 413

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
-from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, read_note
+from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, display_path, read_note
 
 CSV_FIELDS = ["path", "status", "claimed_code", "supported_code", "verdict", "errors", "warnings",
               "failed_requirements", "reason"]
@@ -65,24 +65,25 @@ def check_path(path: str) -> dict[str, Any]:
     if _CHECKER is None:
         init_worker(None, "hip_dislocation", DEFAULT_MAX_BYTES)
     assert _CHECKER is not None
+    shown = display_path(path)
     try:
         note = read_note(path, max_bytes=_SETTINGS.get("max_bytes", DEFAULT_MAX_BYTES))
     except ReadError as exc:
-        return {"path": path, "status": "unreadable", "reason": str(exc)}
+        return {"path": shown, "status": "unreadable", "reason": display_path(str(exc))}
     try:
-        result = _CHECKER.check_note(note)
-    except Exception as exc:  # noqa: BLE001 - one bad note must not stop a batch; the type only, never text
-        return {"path": path, "status": "unreadable", "reason": f"{path}: internal error ({type(exc).__name__})"}
-    row = {"path": path, "status": "failed" if result.has_errors else "passed", "reason": None}
-    row.update(json.loads(result.model_dump_json()))
-    html_dir = _SETTINGS.get("html_dir")
-    if html_dir:
-        from notecheck.html_report import render_html
+        result = _CHECKER.check_text(note.text, source=shown, warnings=note.warnings)
+        row = {"path": shown, "status": "failed" if result.has_errors else "passed", "reason": None}
+        row.update(json.loads(result.model_dump_json()))
+        html_dir = _SETTINGS.get("html_dir")
+        if html_dir:
+            from notecheck.html_report import render_html
 
-        target = Path(html_dir) / _html_name(path)
-        target.write_text(render_html(result, note.text), encoding="utf-8")
-        row["html_report"] = str(target)
-    return row
+            target = Path(html_dir) / _html_name(shown)
+            target.write_text(render_html(result, note.text), encoding="utf-8")
+            row["html_report"] = str(target)
+        return row
+    except Exception as exc:  # noqa: BLE001 - one bad note must not stop a batch; the type only, never text
+        return {"path": shown, "status": "unreadable", "reason": f"{shown}: internal error ({type(exc).__name__})"}
 
 
 def check_paths(paths: list[str]) -> list[dict[str, Any]]:
@@ -108,16 +109,17 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def already_done(results: Path) -> set[str]:
-    """Paths already in a results file (for --resume). A torn last line from a crash is ignored."""
-    done: set[str] = set()
+def already_done(results: Path) -> dict[str, str]:
+    """Path -> status for rows already in a results file (for --resume). A torn last line is ignored."""
+    done: dict[str, str] = {}
     if not results.exists():
         return done
-    with results.open(encoding="utf-8") as fh:
+    with results.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                done.add(json.loads(line)["path"])
-            except (ValueError, KeyError):
+                row = json.loads(line)
+                done[row["path"]] = row.get("status", "")
+            except (ValueError, KeyError, TypeError):
                 continue
     return done
 
@@ -147,6 +149,7 @@ class Summary:
     confusion: dict[str, Counter] = field(default_factory=dict)
     failing: list[dict[str, Any]] = field(default_factory=list)
     more_failing: int = 0
+    previous_failing: int = 0  # failing rows already in the results file when resuming
     seconds: float = 0.0
     MAX_FAILING = 2000  # rows kept for the dashboard; the results file has them all
 
@@ -183,7 +186,8 @@ class Summary:
         return {
             "notes_found": self.found, "skipped_resume": self.skipped, "notes_checked": self.checked,
             "rows_written": self.rows_written, "passed": self.passed, "failed": self.failed,
-            "unreadable": self.unreadable, "claimed_code_mismatches": self.mismatches,
+            "unreadable": self.unreadable, "failing_before_resume": self.previous_failing,
+            "claimed_code_mismatches": self.mismatches,
             "by_supported_code": dict(sorted(self.by_code.items())),
             "top_gaps": [{"rule": r, "notes": n, "share": round(n / readable, 4)} for r, n in self.gaps.most_common(10)],
             "seconds": round(self.seconds, 2),
@@ -315,8 +319,9 @@ def run_batch(opts: BatchOptions, on_row: Optional[Callable[[dict[str, Any]], No
     started = time.perf_counter()
     all_paths = [str(p) for p in find_notes(opts.root, opts.pattern)]
     summary.found = len(all_paths)
-    done = already_done(opts.out) if (opts.resume and opts.out) else set()
-    paths = [p for p in all_paths if p not in done]
+    done = already_done(opts.out) if (opts.resume and opts.out) else {}
+    paths = [p for p in all_paths if display_path(p) not in done]
+    summary.previous_failing = sum(1 for p in all_paths if done.get(display_path(p)) in ("failed", "unreadable"))
     summary.skipped = len(all_paths) - len(paths)
     jobs = opts.jobs or os.cpu_count() or 1
     if opts.html_dir:

@@ -19,6 +19,14 @@ from notecheck.validation import DEFAULT_FAMILY, validate
 log = logging.getLogger("notecheck")
 
 
+def _first_surrogate(text: str) -> Optional[int]:
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start
+
+
 class Checker:
     """Reusable checker. Building the pipeline costs about half a second; checking a note a few milliseconds.
 
@@ -59,6 +67,10 @@ class Checker:
         """Rules read a same-length normalised copy; the original is kept so evidence quotes the note as given."""
         if not isinstance(text, str):
             raise TypeError(f"note text must be str, not {type(text).__name__}")
+        bad = _first_surrogate(text)
+        if bad is not None:
+            raise ValueError(f"note text has an unpaired surrogate code point at offset {bad}; "
+                             "decode the note with errors='replace' before checking it")
         doc = self.nlp.make_doc(normalize_for_matching(text))
         doc.user_data[ORIGINAL_TEXT_KEY] = text
         return doc

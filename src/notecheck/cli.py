@@ -95,7 +95,7 @@ def check(
     try:
         checker = Checker(patterns_dir=patterns, family=family)
         result = checker.check_note(text_note, claimed_code=code)
-    except (RulebookError, ValidationInputError) as exc:
+    except (RulebookError, ValidationInputError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if output is CheckFormat.json:
         rendered = render_json(result)
@@ -194,7 +194,9 @@ def batch(
         raise _fail("--resume needs --out (the results file to continue)")
     if out is None and csv_path is None and html is None and quiet:
         raise _fail("nothing to do: give --out and/or --csv, or drop --quiet to see the summary")
-    _book(patterns)  # a broken rule file fails here, once, not in every worker
+    book = _book(patterns)  # a broken rule file or family fails here, once, not in every worker
+    if family not in book.families:
+        raise _fail(f"unknown family '{family}' (known: {', '.join(sorted(book.families))})")
     opts = BatchOptions(root=directory, pattern=glob, jobs=jobs, out=out, csv_path=csv_path, resume=resume,
                         progress=not quiet and sys.stderr.isatty(), engine=engine.value, scheduler=scheduler,
                         patterns_dir=str(patterns) if patterns else None, family=family, max_bytes=max_bytes,
@@ -206,7 +208,7 @@ def batch(
     if not quiet:
         typer.echo(json.dumps(summary.as_dict(), indent=2) if summary_format is OutputFormat.json
                    else summary.render())
-    raise typer.Exit(EXIT_ISSUES if (summary.failed or summary.unreadable) else EXIT_OK)
+    raise typer.Exit(EXIT_ISSUES if (summary.failed or summary.unreadable or summary.previous_failing) else EXIT_OK)
 
 
 @app.command("eval")

@@ -11,10 +11,20 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from notecheck.checker import Checker
+from notecheck.models import CheckResult
 
-for _attr in ("notecheck", "notecheck_code"):
+def _report(doc: Doc) -> Optional[CheckResult]:
+    data = doc._.notecheck_data
+    return CheckResult.model_validate_json(data) if data else None
+
+
+# The report is stored as JSON text, so Doc.to_bytes, DocBin and nlp.pipe(n_process=...) keep working;
+# doc._.notecheck rebuilds the pydantic CheckResult from it on access.
+for _attr in ("notecheck_code", "notecheck_data"):
     if not Doc.has_extension(_attr):
         Doc.set_extension(_attr, default=None)
+if not Doc.has_extension("notecheck"):
+    Doc.set_extension("notecheck", getter=_report)
 
 
 class NotecheckComponent:
@@ -22,7 +32,10 @@ class NotecheckComponent:
         self.checker = checker
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.notecheck = self.checker.check(doc.text, code=doc._.notecheck_code)
+        result = self.checker.check(doc.text, code=doc._.notecheck_code)
+        # A JSON string, not a dict: medspaCy's global msgpack hook would decode any dict with a "section" key
+        # (which Evidence has) as one of its Section objects when the Doc is loaded again.
+        doc._.notecheck_data = result.model_dump_json()
         return doc
 
 

@@ -80,12 +80,16 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         by_field.setdefault(span.label_, []).append(span)
     kept: list[Span] = []
     for group in by_field.values():
+        # Sorted by start, longest first: a span is inside a strictly longer one when an earlier span reaches past
+        # its end, or reaches exactly its end from an earlier start. One pass, so long notes stay linear.
         group.sort(key=lambda s: (s.start_char, -(s.end_char - s.start_char)))
+        reach, reach_start = -1, -1
         for span in group:
-            if any(k.start_char <= span.start_char and span.end_char <= k.end_char and k is not span for k in group
-                   if (k.end_char - k.start_char) > (span.end_char - span.start_char)):
-                continue
-            kept.append(span)
+            inside = reach > span.end_char or (reach == span.end_char and reach_start < span.start_char)
+            if span.end_char > reach:
+                reach, reach_start = span.end_char, span.start_char
+            if not inside:
+                kept.append(span)
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
     text = doc.text  # built by joining every token: once, not per mention

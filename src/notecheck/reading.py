@@ -102,12 +102,20 @@ def _utf8_ok(data: bytes) -> bool:
     return True
 
 
+def display_path(path: str) -> str:
+    """A path as text that can always be written as UTF-8 (bytes that are not UTF-8 become \\x escapes)."""
+    import os
+
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
 def read_note(path: str, stdin: Optional[BinaryIO] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Note:
     """Read PATH, or standard input when PATH is '-'."""
+    real_path, path = path, display_path(path)
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         return decode(stream.read(max_bytes + 1), "<stdin>", max_bytes)
-    p = Path(path)
+    p = Path(real_path)
     try:
         size = p.stat().st_size
         if size > max_bytes:

@@ -69,6 +69,9 @@ def create_app(checker: Optional[Checker] = None, *, token: Optional[str] = None
         request.state.request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
         started = time.perf_counter()
         size = int(request.headers.get("content-length") or 0)
+        if not size and request.method == "POST":
+            # No Content-Length (chunked upload): read the body (Starlette caches it) and measure it.
+            size = len(await request.body())
         if size > max_bytes:
             response = error(413, f"request body of {size} bytes is over the {max_bytes}-byte limit", request)
         elif token and request.url.path.startswith("/v1/") and not _authorised(request, token):
@@ -119,6 +122,9 @@ def create_app(checker: Optional[Checker] = None, *, token: Optional[str] = None
     async def check_batch(req: BatchRequest, request: Request) -> Any:
         if len(req.notes) > max_batch:
             return error(422, f"{len(req.notes)} notes is over the batch limit of {max_batch}", request)
+        too_big = [i for i, n in enumerate(req.notes) if len(n.text.encode("utf-8")) > max_bytes]
+        if too_big:
+            return error(413, f"notes {too_big[:10]} are over the {max_bytes}-byte limit", request)
         try:
             results = [await run_check(n) for n in req.notes]
         except asyncio.TimeoutError:
