@@ -48,12 +48,12 @@ class TargetMetadata(_Strict):
     from_code: bool = False
 
 
-class TargetRuleSpec(_Strict):
+class _PatternRule(_Strict):
+    """medspaCy rule fields shared by target, context and section rules; a regex pattern must compile."""
+
     literal: str
     category: str
     pattern: Optional[Union[str, list[dict[str, Any]]]] = None
-    attributes: Optional[dict[str, Any]] = None
-    metadata: TargetMetadata = Field(default_factory=TargetMetadata)
 
     @field_validator("pattern")
     @classmethod
@@ -61,35 +61,24 @@ class TargetRuleSpec(_Strict):
         return _check_regex(v)
 
 
-class ContextRuleSpec(_Strict):
-    literal: str
-    category: str
+class TargetRuleSpec(_PatternRule):
+    attributes: Optional[dict[str, Any]] = None
+    metadata: TargetMetadata = Field(default_factory=TargetMetadata)
+
+
+class ContextRuleSpec(_PatternRule):
     direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"]
-    pattern: Optional[Union[str, list[dict[str, Any]]]] = None
     max_scope: Optional[int] = None
     allowed_types: Optional[list[str]] = None
     excluded_types: Optional[list[str]] = None
     metadata: Optional[dict[str, Any]] = None
 
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, v: Any) -> Any:
-        return _check_regex(v)
 
-
-class SectionRuleSpec(_Strict):
-    literal: str
-    category: str
-    pattern: Optional[Union[str, list[dict[str, Any]]]] = None
+class SectionRuleSpec(_PatternRule):
     metadata: Optional[dict[str, Any]] = None
     parents: Optional[list[str]] = None
     parent_required: bool = False
     max_scope: Optional[int] = None
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, v: Any) -> Any:
-        return _check_regex(v)
 
 
 class TargetRulesFile(_Strict):
@@ -130,11 +119,6 @@ class ImagingPolicy(_Strict):
 class IcdLaterality(_Strict):
     pattern: str
     value: Literal["left", "right", "bilateral"]
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, v: Any) -> Any:
-        return _check_regex(v)
 
 
 class OptionListPolicy(_Strict):
