@@ -203,3 +203,14 @@ def test_bilateral_devices_do_not_make_the_case_bilateral(findings_of):
 def test_planned_or_unavailable_imaging_is_not_done(findings_of, sentence):
     f = findings_of(f"DIAGNOSIS: Left hip dislocation.\nPROCEDURE: Closed reduction with an Allis maneuver. {sentence}\n")
     assert f.imaging_post is False
+
+
+@pytest.mark.parametrize("line, claimed", [
+    ("PLAN: Open reduction of the hip next week (likely 27258).", None),
+    ("OR posting: closed reduction under GA, possible open - CPT 27252 (as posted)", "27252"),
+    ("CHARGES: 27250-LT", "27250"),
+])
+def test_claimed_code_comes_from_billing_lines_not_plans(checker, line, claimed):
+    result = checker.check("DIAGNOSIS: Left traumatic hip dislocation after a fall.\nPROCEDURE: Closed reduction with "
+                           f"an Allis maneuver under procedural sedation.\n{line}\n")
+    assert result.claimed_code == claimed

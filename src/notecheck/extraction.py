@@ -18,6 +18,7 @@ from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rul
 
 SPAN_GROUP = "notecheck"
 ORIGINAL_TEXT_KEY = "notecheck.original_text"
+_CODE_LABEL = re.compile(r"(?i)\b(?:CPT|HCPCS|charges?|billed|billing|bill|proc(?:edure)?\s+codes?)\b[^\n]{0,12}$")
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
 
 for _name in ("findings", "evidence", "resolutions", "note_sections"):
@@ -44,6 +45,8 @@ class Mention:
     counted: bool
     meta: dict[str, Any] = field(default_factory=dict)
 
+    labelled: bool = False
+
     def evidence(self, field_name: Optional[str] = None, value: Any = None) -> Evidence:
         val = self.value if value is None else value
         return Evidence(
@@ -56,6 +59,7 @@ class Mention:
             rule=self.rule,
             modifiers=[m[1] for m in self.modifiers],
             counted=self.counted,
+            labelled=self.labelled,
             **self.flags,
         )
 
@@ -130,6 +134,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             counted=counted,
             meta=meta,
         )
+        if span.label_ == "cpt_code":
+            mention.labelled = bool(_CODE_LABEL.search(quote[max(0, span.start_char - 24) : span.start_char]))
         mention.meta["pre"] = bool(span._.is_pre_reduction)
         mention.meta["post"] = bool(span._.is_post_reduction)
         out.append(mention)

@@ -41,6 +41,7 @@ class Evidence(BaseModel):
     is_uncertain: bool = False
     modifiers: list[str] = Field(default_factory=list, description="ConText trigger texts that modified it.")
     counted: bool = Field(description="True when the mention counts as documentation of its value.")
+    labelled: bool = Field(default=False, description="A code written right after a CPT, charge or billing label.")
 
 
 class Findings(BaseModel):

@@ -78,9 +78,11 @@ def select_code(findings: Findings, fam: Family) -> tuple[Optional[str], str]:
 def claimed_from_note(evidence: list[Evidence], fam: Family) -> Optional[str]:
     """First family CPT code on a billing line, else the first family code written anywhere in the note."""
     family_codes = {c.code for c in fam.codes}
-    codes = [e for e in evidence if e.field == "cpt_code" and e.counted and e.text in family_codes]
-    billing = [e for e in codes if e.section == "billing"]
-    chosen = (billing or codes)
+    codes = [e for e in evidence if e.field == "cpt_code" and e.text in family_codes]
+    # A billing line states the claim even when worded conditionally; elsewhere a code in a plan or a guess
+    # ("likely 27258") is not a claim.
+    billing = [e for e in codes if (e.section == "billing" or e.labelled) and not e.is_negated]
+    chosen = billing or [e for e in codes if e.counted]
     return chosen[0].text if chosen else None
 
 
