@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", message=r"\[W036\]")
 SPAN_GROUP = "notecheck"
 _END_PUNCT = {".", "!", "?"}
 _WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, may continue on the next line
+_CONTINUATION_INDENT = 8
 
 
 @Language.component("notecheck_sentences")
@@ -54,8 +55,10 @@ def split_sentences(doc: Doc) -> Doc:
             line_start = text.rfind("\n", 0, idx) + 1
             line = text[line_start:idx].rstrip()
             nxt = words[i + 1] if i + 1 < n else ""
+            # A continuation line in a "LABEL:   value" template is indented far past the label.
+            indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and nxt[:1].islower())
+                       and (nxt[:1].islower() or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
             continue
         start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
