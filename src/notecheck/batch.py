@@ -60,6 +60,13 @@ def _html_name(path: str) -> str:
     return f"{stem}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}.html"
 
 
+def report_row(result: Any, path: str) -> dict[str, Any]:
+    """A results row: the JSON report plus the note's path and a status (passed | failed)."""
+    row = {"path": path, "status": "failed" if result.has_errors else "passed", "reason": None}
+    row.update(json.loads(result.model_dump_json()))
+    return row
+
+
 def check_path(path: str) -> dict[str, Any]:
     """One row for one file: the report plus path and status, or an unreadable row. Never raises."""
     if _CHECKER is None:
@@ -72,8 +79,7 @@ def check_path(path: str) -> dict[str, Any]:
         return {"path": shown, "status": "unreadable", "reason": display_path(str(exc))}
     try:
         result = _CHECKER.check_text(note.text, source=shown, warnings=note.warnings)
-        row = {"path": shown, "status": "failed" if result.has_errors else "passed", "reason": None}
-        row.update(json.loads(result.model_dump_json()))
+        row = report_row(result, shown)
         html_dir = _SETTINGS.get("html_dir")
         if html_dir:
             from notecheck.html_report import render_html

@@ -35,8 +35,7 @@ class Checker:
 
     def __init__(self, patterns_dir: Optional[Union[str, Path]] = None, family: str = DEFAULT_FAMILY) -> None:
         self.book: Rulebook = load_rulebook(Path(patterns_dir) if patterns_dir else None)
-        if family not in self.book.families:
-            raise ValueError(f"unknown code family '{family}' (known: {', '.join(sorted(self.book.families))})")
+        self.book.family(family)  # fails early, naming the families that exist
         self.family = family
         self.nlp: Language = build_pipeline(self.book)
 

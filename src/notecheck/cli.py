@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, read_note
-from notecheck.rulebook import RulebookError, load_rulebook
+from notecheck.rulebook import Family, Rulebook, RulebookError, UnknownFamilyError, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, ValidationInputError
 
 EXIT_OK, EXIT_ISSUES, EXIT_USAGE = 0, 1, 2
@@ -146,10 +146,7 @@ def codes(
     """List the code family, or explain one code: descriptor, selection, requirements, siblings, ICD-10, modifiers."""
     from notecheck.reporting import render_codes
 
-    book = _book(patterns)
-    fam = book.families.get(family)
-    if fam is None:
-        raise _fail(f"unknown family '{family}' (known: {', '.join(sorted(book.families))})")
+    fam = _family(_book(patterns), family)
     if code is not None and fam.code(code) is None:
         raise _fail(f"{code} is not in the {family} family (known: {', '.join(c.code for c in fam.codes)})")
     typer.echo(render_codes(fam, code, as_json=output is OutputFormat.json))
@@ -194,9 +191,7 @@ def batch(
         raise _fail("--resume needs --out (the results file to continue)")
     if out is None and csv_path is None and html is None and quiet:
         raise _fail("nothing to do: give --out and/or --csv, or drop --quiet to see the summary")
-    book = _book(patterns)  # a broken rule file or family fails here, once, not in every worker
-    if family not in book.families:
-        raise _fail(f"unknown family '{family}' (known: {', '.join(sorted(book.families))})")
+    _family(_book(patterns), family)  # a broken rule file or family fails here, once, not in every worker
     opts = BatchOptions(root=directory, pattern=glob, jobs=jobs, out=out, csv_path=csv_path, resume=resume,
                         progress=not quiet and sys.stderr.isatty(), engine=engine.value, scheduler=scheduler,
                         patterns_dir=str(patterns) if patterns else None, family=family, max_bytes=max_bytes,
@@ -285,7 +280,14 @@ def schema() -> None:
     typer.echo(result_schema())
 
 
-def _book(patterns: Optional[Path]):
+def _family(book: Rulebook, name: str) -> Family:
+    try:
+        return book.family(name)
+    except UnknownFamilyError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _book(patterns: Optional[Path]) -> Rulebook:
     try:
         return load_rulebook(patterns)
     except RulebookError as exc:

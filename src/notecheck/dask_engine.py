@@ -29,9 +29,7 @@ def check_texts(records: Iterable[dict[str, Any]], patterns_dir: Optional[str] =
     rows = []
     for rec in records:
         result = checker.check_text(rec["text"], source=str(rec["id"]), claimed_code=rec.get("code"))
-        row = {"path": str(rec["id"]), "status": "failed" if result.has_errors else "passed", "reason": None}
-        row.update(json.loads(result.model_dump_json()))
-        rows.append(row)
+        rows.append(batch.report_row(result, str(rec["id"])))
     return rows
 
 

@@ -18,7 +18,6 @@ from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rul
 
 SPAN_GROUP = "notecheck"
 ORIGINAL_TEXT_KEY = "notecheck.original_text"
-_CODE_LABEL = re.compile(r"(?i)\b(?:CPT|HCPCS|charges?|billed|billing|bill|proc(?:edure)?\s+codes?)\b[^\n]{0,12}$")
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
 
 for _name in ("findings", "evidence", "resolutions", "note_sections"):
@@ -64,6 +63,12 @@ class Mention:
         )
 
 
+def _quotable_text(doc: Doc) -> str:
+    """The note as the caller gave it (the pipeline may have read a same-length normalised copy)."""
+    original = doc.user_data.get(ORIGINAL_TEXT_KEY)
+    return original if isinstance(original, str) and len(original) == len(doc.text) else doc.text
+
+
 def _token_sections(doc: Doc) -> list[Optional[str]]:
     cats: list[Optional[str]] = [None] * len(doc)
     for sec in getattr(doc._, "sections", None) or []:
@@ -97,8 +102,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
     text = doc.text  # built by joining every token: once, not per mention
-    original = doc.user_data.get(ORIGINAL_TEXT_KEY)
-    quote = original if isinstance(original, str) and len(original) == len(text) else text
+    quote = _quotable_text(doc)
+    code_label = re.compile(policy.code_label_pattern)
     for span in kept:
         rule = span._.target_rule
         meta = dict(rule.metadata or {})
@@ -135,9 +140,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             meta=meta,
         )
         if span.label_ == "cpt_code":
-            mention.labelled = bool(_CODE_LABEL.search(quote[max(0, span.start_char - 24) : span.start_char]))
-        mention.meta["pre"] = bool(span._.is_pre_reduction)
-        mention.meta["post"] = bool(span._.is_post_reduction)
+            mention.labelled = bool(code_label.search(quote[max(0, span.start_char - 24) : span.start_char]))
         out.append(mention)
         if flags["is_negated"] and not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"]):
             for implied_field, implied_value in (meta.get("negated_implies") or {}).items():
@@ -286,25 +289,21 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             cpt.append(m.text)
 
     values: dict[str, Any] = {}
-    side_policy = policy.fields.get("laterality")
-    if side_policy is not None:
-        values["laterality"] = _side(by_field.get("laterality", []), side_policy.prefer_sections, side_policy.reason,
-                                     icd, policy, resolutions)
-        _discount_other_side(values["laterality"], mentions, policy)
+    # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():
-        if name in values:
-            continue
+        if fp.kind == "side":
+            values[name] = _side(by_field.get(name, []), fp.prefer_sections, fp.reason, icd, policy, resolutions)
+            _discount_other_side(values[name], mentions, policy)
+    for name, fp in policy.fields.items():
         ms = by_field.get(name, [])
         if fp.kind == "ranked":
             values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":
             seen: list[str] = []
             for m in _first_tier([m for m in ms if m.counted], fp.prefer_sections):
-                if m.counted and m.value is not None and m.value not in seen:
+                if m.value is not None and m.value not in seen:
                     seen.append(str(m.value))
             values[name] = seen
-        elif fp.kind == "side":
-            values[name] = _side(ms, fp.prefer_sections, fp.reason, icd, policy, resolutions)
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
 
     imaging_pre = imaging_post = fluoroscopy = False
@@ -362,8 +361,7 @@ class FindingsComponent:
 
 def section_spans(doc: Doc) -> list[SectionSpan]:
     """The sectionizer's sections as character offsets, for reports that mark headers in the note."""
-    original = doc.user_data.get(ORIGINAL_TEXT_KEY)
-    text = original if isinstance(original, str) and len(original) == len(doc.text) else doc.text
+    text = _quotable_text(doc)
     out = []
     for sec in getattr(doc._, "sections", None) or []:
         if sec.category is None or sec.title_start is None:

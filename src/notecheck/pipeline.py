@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import lru_cache
 from typing import Optional
 
 import numpy
@@ -16,7 +17,7 @@ import spacy
 from loguru import logger
 from spacy.attrs import SENT_START
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from notecheck.rulebook import Rulebook
 
@@ -66,6 +67,7 @@ def split_sentences(doc: Doc) -> Doc:
     return doc
 
 
+@lru_cache(maxsize=None)
 def _fast_regex_matcher_class() -> type:
     """medspaCy 1.3.1's RegexMatcher rebuilds doc.text (a join over every token) once per pattern; with ~100 regex
     rules that was 60% of the run time. This subclass returns the same matches but builds the text once per Doc."""
@@ -111,6 +113,7 @@ def _speed_up_regex_matching(component: object) -> None:
         regex.__class__ = _fast_regex_matcher_class()
 
 
+@lru_cache(maxsize=None)
 def _sentence_local_context_class() -> type:
     """medspaCy 1.3.1's ConText pairs every target with every modifier in the whole Doc, so its cost grows with the
     square of note length (a 6,400-word note took 2.4 s). A modifier's scope never leaves its sentence, so pairing
@@ -155,21 +158,14 @@ def _sentence_local_context_class() -> type:
     return SentenceLocalConText
 
 
-def _register_extensions() -> None:
-    for attr in ("is_pre_reduction", "is_post_reduction"):
-        if not Span.has_extension(attr):
-            Span.set_extension(attr, default=False)
-
-
 def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings."""
     from medspacy.context import ConTextRule
     from medspacy.section_detection import SectionRule
     from medspacy.target_matcher import TargetRule
 
-    import notecheck.extraction  # noqa: F401  (registers the notecheck_findings factory)
+    import notecheck.extraction  # noqa: F401  (registers notecheck_findings and the Span flags ConText sets)
 
-    _register_extensions()
     nlp = spacy.blank("en")
     nlp.add_pipe("notecheck_sentences")
     sectionizer = nlp.add_pipe(

@@ -21,6 +21,10 @@ class RulebookError(Exception):
     """A file in patterns/ is missing, is not JSON, or breaks its schema."""
 
 
+class UnknownFamilyError(ValueError):
+    """A code family was asked for that patterns/families/ does not define."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,15 +139,24 @@ class OptionListPolicy(_Strict):
 
 
 class FindingsPolicy(_Strict):
+    """patterns/findings.json: how mentions resolve into findings."""
+
     ignore_sections: list[str] = Field(default_factory=list)
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
+    code_label_pattern: str = Field(
+        description="regex for the text just before a CPT code that makes it a stated claim (CPT:, Charges:)")
     side_specific: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> values that only count when on the treated side (a THA on the other hip)")
     fields: dict[str, FieldPolicy]
     booleans: list[str]
     imaging: ImagingPolicy
     icd10_laterality: list[IcdLaterality]
+
+    @field_validator("code_label_pattern")
+    @classmethod
+    def _label_compiles(cls, v: str) -> str:
+        return _check_regex(v)
 
 
 # --- rule catalogue ---------------------------------------------------------------------------------------------
@@ -252,6 +265,8 @@ class Family(_Strict):
     title: str
     gate: list[Condition]
     gate_reason: str
+    decisive_findings: list[str] = Field(
+        description="findings that, when unknown, explain why no code could be selected")
     outside: list[OutsideRule]
     codes: list[CodeSpec]
     common_requirements: list[Requirement]
@@ -280,6 +295,12 @@ class Rulebook(BaseModel):
 
     def rule(self, rule_id: str) -> RuleSpec:
         return self.rules[rule_id]
+
+    def family(self, name: str) -> Family:
+        """The named code family, or UnknownFamilyError naming the ones that exist."""
+        if name not in self.families:
+            raise UnknownFamilyError(f"unknown family '{name}' (known: {', '.join(sorted(self.families))})")
+        return self.families[name]
 
 
 def default_patterns_dir() -> Path:
@@ -339,6 +360,9 @@ def _cross_check(book: Rulebook) -> None:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
     for name, fam in book.families.items():
         where = f"families/{name}.json"
+        for ref in fam.decisive_findings:
+            if ref not in findings:
+                raise RulebookError(f"{where}: decisive_findings: unknown finding '{ref}'")
         conds = [*fam.gate, *(c for o in fam.outside for c in o.when), *(c for s in fam.codes for c in s.select_when),
                  *(c for m in fam.modifier_rules for c in m.when), *(c for f in fam.finding_checks for c in f.when)]
         reqs_all = [r for c in fam.codes for r in c.requirements] + fam.common_requirements

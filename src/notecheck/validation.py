@@ -18,7 +18,7 @@ from notecheck.models import (
     Resolution,
     SectionSpan,
 )
-from notecheck.rulebook import CodeSpec, Condition, Family, Requirement, Rulebook
+from notecheck.rulebook import Condition, Family, Requirement, Rulebook
 
 DEFAULT_FAMILY = "hip_dislocation"
 _UNKNOWN = (None, "unknown")
@@ -68,11 +68,11 @@ def select_code(findings: Findings, fam: Family) -> tuple[Optional[str], str]:
     for spec in fam.codes:
         if _holds(spec.select_when, findings):
             return spec.code, f"Documented: {_why(spec.select_when, findings)}."
-    unknown = [n for n in ("etiology", "approach") if _value(findings, n) == "unknown"]
+    unknown = [n for n in fam.decisive_findings if _value(findings, n) == "unknown"]
     if unknown:
         return None, f"The note does not document the {' or the '.join(unknown)}, so no code can be selected."
-    return None, (f"No code in the family fits etiology {_label(findings.etiology)} with approach "
-                  f"{_label(findings.approach)}.")
+    documented = ", ".join(f"{n} {_label(_value(findings, n))}" for n in fam.decisive_findings)
+    return None, f"No code in the family fits the documented {documented}."
 
 
 def claimed_from_note(evidence: list[Evidence], fam: Family) -> Optional[str]:
@@ -105,13 +105,6 @@ def _check_requirement(req: Requirement, findings: Findings, evidence: list[Evid
         return "missing", req.rule_missing
     override = req.conflict_overrides.get(str(value))
     return "conflict", override or req.rule_conflict
-
-
-def _etiology_group(spec: CodeSpec) -> list[str]:
-    for req in spec.requirements:
-        if req.finding == "etiology" and req.in_:
-            return [str(v) for v in req.in_]
-    return []
 
 
 class _Issues:
@@ -152,9 +145,7 @@ def validate(
     sections: Optional[list[SectionSpan]] = None,
 ) -> CheckResult:
     """Decide the supported code, check the claimed (else supported) code's requirements and list every issue."""
-    fam = book.families.get(family)
-    if fam is None:
-        raise ValidationInputError(f"unknown code family '{family}' (known: {', '.join(sorted(book.families))})")
+    fam = book.family(family)
     if claimed_code is not None and fam.code(claimed_code) is None:
         raise ValidationInputError(
             f"code {claimed_code} is not in the {family} family (known: {', '.join(c.code for c in fam.codes)})")
