@@ -6,15 +6,19 @@ import re
 import pytest
 
 from conftest import ROOT
-from notecheck.fastregex import lowered, required_prefixes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notecheck.fastregex import MultiPatternScanner, lowered, required_prefixes
 from notecheck.rulebook import default_patterns_dir
 
 NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
 
 
-def _patterns():
+def _patterns(sections=False):
     out = []
-    for name, key in (("target_rules.json", "target_rules"), ("context_rules.json", "context_rules")):
+    files = [("target_rules.json", "target_rules"), ("context_rules.json", "context_rules")]
+    for name, key in files + ([("sections.json", "section_rules")] if sections else []):
         for rule in json.loads((default_patterns_dir() / name).read_text(encoding="utf-8"))[key]:
             if isinstance(rule.get("pattern"), str):
                 out.append(rule["pattern"])
@@ -58,3 +62,40 @@ def test_sentence_local_context_matches_medspacy_context(checker):
     for note in NOTES:
         text = note.read_text(encoding="utf-8", errors="replace")
         assert checker.check(text).model_dump() == reference.check(text).model_dump(), note.name
+
+
+_ALL = [re.compile(p, re.IGNORECASE) for p in _patterns(sections=True)]
+_SCANNER = MultiPatternScanner(_ALL)
+_TRICKY = [
+    "ÉCHO À L'HÔPITAL: [X] GENERAL; Pipkin IV; S73.014A; CR'D L HIP; ﬁx",
+    "redislocation; predislocated; xGENERAL; MVCs; I reduced it. Dr. O'Neil reduced the hip.\r\nPLAN: f/u 2 wks",
+    "\n\nProcedure:\n1. Closed reduction\nAnesthesia: general\n[ ] MAC [x] general ☒ GA ☐ spinal\n",
+    "the hip (R) was dislocated 2019; no fx; s/p THA 2 years ago? family history of DDH",
+]
+
+
+def test_scanner_finds_exactly_what_finditer_finds():
+    """The scanner tries each rule only where a match can begin; it must lose nothing and add nothing."""
+    texts = [n.read_text(encoding="utf-8", errors="replace") for n in NOTES] + _TRICKY
+    assert _SCANNER.by_two, "most rules should be indexed by their first word"
+    for text in texts:
+        low = text.lower()
+        if len(low) != len(text):
+            continue
+        found = _SCANNER.scan(text, low)
+        for pattern, spans in zip(_ALL, found):
+            assert spans == [m.span() for m in pattern.finditer(text)], pattern.pattern
+
+
+_WORDS = ["hip", "dislocat", "ion", "ed", "reduc", "general", "GA", "MAC", "no", "not", "I", "Dr.", "fx", "THA",
+          "L", "R", "left", "2019", "S73.01", "27250", "spica", "traction", "\n", " ", "  ", ":", "[x]", "☐", "-",
+          "post", "pre", "was", "sedation", "anesthesia", "open", "closed", "?", "(", ")", "é", "_"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=60))
+def test_scanner_matches_finditer_on_generated_text(parts):
+    text = "".join(parts)
+    found = _SCANNER.scan(text, text.lower())
+    for pattern, spans in zip(_ALL, found):
+        assert spans == [m.span() for m in pattern.finditer(text)], pattern.pattern

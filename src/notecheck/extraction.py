@@ -13,6 +13,7 @@ from typing import Any, Optional
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from notecheck.fastregex import forget_matching_text, matching_text
 from notecheck.models import Evidence, Findings, Resolution, SectionSpan
 from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rulebook
 
@@ -65,8 +66,9 @@ class Mention:
 
 def _quotable_text(doc: Doc) -> str:
     """The note as the caller gave it (the pipeline may have read a same-length normalised copy)."""
+    text = matching_text(doc)[0]
     original = doc.user_data.get(ORIGINAL_TEXT_KEY)
-    return original if isinstance(original, str) and len(original) == len(doc.text) else doc.text
+    return original if isinstance(original, str) and len(original) == len(text) else text
 
 
 def _token_sections(doc: Doc) -> list[Optional[str]]:
@@ -101,7 +103,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                 kept.append(span)
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
-    text = doc.text  # built by joining every token: once, not per mention
+    text = matching_text(doc)[0]
     quote = _quotable_text(doc)
     code_label = re.compile(policy.code_label_pattern)
     for span in kept:
@@ -356,6 +358,7 @@ class FindingsComponent:
     def __call__(self, doc: Doc) -> Doc:
         doc._.findings, doc._.evidence, doc._.resolutions = extract(doc, self.book)
         doc._.note_sections = section_spans(doc)
+        forget_matching_text(doc)
         return doc
 
 
