@@ -10,6 +10,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from notecheck.extraction import ORIGINAL_TEXT_KEY
+from notecheck.fastregex import remember_text
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline
 from notecheck.reading import Note, normalize_for_matching, read_note
@@ -70,8 +71,10 @@ class Checker:
         if bad is not None:
             raise ValueError(f"note text has an unpaired surrogate code point at offset {bad}; "
                              "decode the note with errors='replace' before checking it")
-        doc = self.nlp.make_doc(normalize_for_matching(text))
+        normalized = normalize_for_matching(text)
+        doc = self.nlp.make_doc(normalized)
         doc.user_data[ORIGINAL_TEXT_KEY] = text
+        remember_text(doc, normalized)
         return doc
 
     def check_note(self, note: Note, claimed_code: Optional[str] = None) -> CheckResult:

@@ -66,7 +66,7 @@ class Mention:
 
 def _quotable_text(doc: Doc) -> str:
     """The note as the caller gave it (the pipeline may have read a same-length normalised copy)."""
-    text = matching_text(doc)[0]
+    text = matching_text(doc).text
     original = doc.user_data.get(ORIGINAL_TEXT_KEY)
     return original if isinstance(original, str) and len(original) == len(text) else text
 
@@ -103,18 +103,19 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                 kept.append(span)
     kept.sort(key=lambda s: (s.start_char, s.label_))
     out: list[Mention] = []
-    text = matching_text(doc)[0]
+    text = matching_text(doc).text
     quote = _quotable_text(doc)
     code_label = re.compile(policy.code_label_pattern)
     for span in kept:
-        rule = span._.target_rule
+        ext = span._  # each `span._` builds a new accessor: take it once
+        rule = ext.target_rule
         meta = dict(rule.metadata or {})
-        flags = {a: bool(getattr(span._, a, False)) for a in _FLAG_ATTRS}
+        flags = {a: bool(getattr(ext, a, False)) for a in _FLAG_ATTRS}
         if meta.get("ignore_negation"):
             flags["is_negated"] = False
         section = sections[span.start] if span.start < len(sections) else None
         mods = []
-        for mod in getattr(span._, "modifiers", None) or []:
+        for mod in getattr(ext, "modifiers", None) or []:
             ms, me = mod.modifier_span
             mods.append((mod.category, text[doc[ms].idx : doc[me - 1].idx + len(doc[me - 1])], doc[ms].idx))
         value = meta.get("value")

@@ -267,6 +267,7 @@ class MultiPatternScanner:
         self.line_start: list[int] = []
         self.by_two: dict[str, list[tuple[str, int]]] = {}
         self.by_one: dict[str, list[tuple[str, int]]] = {}
+        self._by_word: dict[str, tuple[int, ...]] = {}
         for i, pattern in enumerate(patterns):
             fast = lowered(pattern.pattern) if pattern.flags & re.IGNORECASE else None
             self.patterns.append(fast if fast is not None else pattern)
@@ -282,7 +283,19 @@ class MultiPatternScanner:
             else:
                 self.full.append(i)
 
-    def scan(self, text: str, low: str) -> list[list[tuple[int, int]]]:
+    def _candidates(self, word: str) -> tuple[int, ...]:
+        """The patterns that may match at the start of this word; remembered per distinct word."""
+        found = self._by_word.get(word)
+        if found is None:
+            found = tuple(sorted({i for group in (self.by_two.get(word[:2]), self.by_one.get(word[:1])) if group
+                                  for prefix, i in group if word.startswith(prefix)}))
+            if len(self._by_word) >= _MAX_REMEMBERED_WORDS:
+                self._by_word.clear()
+            self._by_word[word] = found
+        return found
+
+    def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
+        """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
         patterns = self.patterns
         hits: list[list[tuple[int, int]]] = [[] for _ in patterns]
         for i in self.on_original:
@@ -290,11 +303,7 @@ class MultiPatternScanner:
         for i in self.full:
             hits[i] = [m.span() for m in patterns[i].finditer(low)]
         if self.line_start:
-            starts = [0]
-            at = low.find("\n")
-            while at != -1:
-                starts.append(at + 1)
-                at = low.find("\n", at + 1)
+            starts = line_starts(low)
             for i in self.line_start:
                 match, end, found = patterns[i].match, 0, hits[i]
                 for pos in starts:
@@ -303,41 +312,78 @@ class MultiPatternScanner:
                         if m is not None:
                             found.append(m.span())
                             end = max(m.end(), pos + 1)
-        by_two, by_one = self.by_two, self.by_one
-        if by_two or by_one:
+        if self.by_two or self.by_one:
             ends = [0] * len(patterns)
-            for word in _WORD.finditer(low):
-                w = word.group()
-                two = by_two.get(w[:2])
-                one = by_one.get(w[:1])
-                if two is None and one is None:
-                    continue
-                pos = word.start()
-                for group in (two, one):
-                    if group is None:
-                        continue
-                    for prefix, i in group:
-                        if ends[i] <= pos and w.startswith(prefix):
-                            m = patterns[i].match(low, pos)
-                            if m is not None:
-                                hits[i].append(m.span())
-                                ends[i] = m.end()
+            by_word, candidates = self._by_word, self._candidates
+            for pos, w in words if words is not None else word_starts(low):
+                ids = by_word.get(w)
+                if ids is None:
+                    ids = candidates(w)
+                for i in ids:
+                    if ends[i] <= pos:
+                        m = patterns[i].match(low, pos)
+                        if m is not None:
+                            hits[i].append(m.span())
+                            ends[i] = m.end()
         return hits
+
+
+_MAX_REMEMBERED_WORDS = 200_000
+
+
+def word_starts(low: str) -> list[tuple[int, str]]:
+    """(start, word) for every run of word characters, the positions where a \\b-anchored rule can begin."""
+    return [(m.start(), m.group()) for m in _WORD.finditer(low)]
+
+
+def line_starts(text: str) -> list[int]:
+    starts = [0]
+    at = text.find("\n")
+    while at != -1:
+        starts.append(at + 1)
+        at = text.find("\n", at + 1)
+    return starts
+
+
+class MatchingText:
+    """A Doc's text prepared once for every matcher: spaCy joins every token each time doc.text is read."""
+
+    __slots__ = ("text", "low", "_words", "_token_starts")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.low = text.lower()
+        self._words: Optional[list[tuple[int, str]]] = None
+        self._token_starts: Optional[list[int]] = None
+
+    @property
+    def words(self) -> list[tuple[int, str]]:
+        if self._words is None:
+            self._words = word_starts(self.low)
+        return self._words
+
+    def token_starts(self, doc: Any) -> list[int]:
+        if self._token_starts is None or len(self._token_starts) != len(doc):
+            self._token_starts = doc.to_array("IDX").tolist()
+        return self._token_starts
 
 
 _TEXT_KEY = "notecheck.matching_text"
 
 
-def matching_text(doc: Any) -> tuple[str, str]:
-    """The Doc's text and its lower-cased copy, built once per Doc (spaCy joins every token each time doc.text is
-    read) and kept in doc.user_data for the next component; a Doc's text never changes, only its tokens."""
+def matching_text(doc: Any) -> MatchingText:
+    """The Doc's text for matching, built once per Doc and kept in doc.user_data for the next component (a Doc's
+    text never changes, only its tokens)."""
     cached = doc.user_data.get(_TEXT_KEY)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    text = doc.text
-    pair = (text, text.lower())
-    doc.user_data[_TEXT_KEY] = pair
-    return pair
+    if isinstance(cached, MatchingText):
+        return cached
+    prepared = doc.user_data[_TEXT_KEY] = MatchingText(doc.text)
+    return prepared
+
+
+def remember_text(doc: Any, text: str) -> None:
+    """For a Doc just made from `text`: saves rebuilding the text from the tokens."""
+    doc.user_data[_TEXT_KEY] = MatchingText(text)
 
 
 def forget_matching_text(doc: Any) -> None:

@@ -7,6 +7,7 @@ are mostly header lines and short sentences, so punctuation plus line structure 
 
 from __future__ import annotations
 
+import bisect
 import re
 import warnings
 from functools import lru_cache
@@ -19,6 +20,7 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from notecheck.fastregex import matching_text
 from notecheck.rulebook import Rulebook
 
 # medspaCy imports PyRuSH, which logs token text through loguru; we never use it, and we keep it silent regardless.
@@ -40,7 +42,7 @@ def split_sentences(doc: Doc) -> Doc:
     n = len(doc)
     if n == 0:
         return doc
-    text = doc.text
+    text = matching_text(doc).text
     words = [t.text for t in doc]
     starts = [1] + [0] * (n - 1)  # SENT_START: 1 = starts a sentence, -1 = does not
     start_next = False
@@ -67,14 +69,22 @@ def split_sentences(doc: Doc) -> Doc:
     return doc
 
 
+def _token_for_char(starts: list[int], char: int, resolve: str) -> Optional[int]:
+    """medspaCy's get_token_for_char (a walk over every token) by bisection over the token start offsets."""
+    i = bisect.bisect_left(starts, char)
+    if i < len(starts) and starts[i] == char:
+        return i
+    if resolve == "left":
+        return i - 1 if i < len(starts) else len(starts) - 1
+    return i if i < len(starts) else None
+
+
 @lru_cache(maxsize=None)
 def _fast_regex_matcher_class() -> type:
     """medspaCy 1.3.1's RegexMatcher rebuilds doc.text (a join over every token) and scans it once per pattern, with
     re.IGNORECASE. This subclass returns the same matches, in the same order, from one lower-cased copy of the text,
     trying each pattern only where it can begin (see fastregex.MultiPatternScanner)."""
     from medspacy.common.regex_matcher import RegexMatcher
-    from medspacy.common.util import get_token_for_char
-
     from notecheck.fastregex import MultiPatternScanner, matching_text
 
     class SingleTextRegexMatcher(RegexMatcher):
@@ -89,10 +99,11 @@ def _fast_regex_matcher_class() -> type:
             return cached[1], cached[2]
 
         def __call__(self, doc: Doc) -> list:
-            text, low = matching_text(doc)
+            prepared = matching_text(doc)
+            text, low = prepared.text, prepared.low
             scanner, ids = self._scanner()
             if len(low) == len(text):
-                found = scanner.scan(text, low)
+                found = scanner.scan(text, low, prepared.words)
             else:  # lower-casing changed the length (rare letters): scan the original case-insensitively
                 found = [[m.span() for m in pattern.finditer(text)] for pattern in scanner.original]
             matches: list = []
@@ -100,10 +111,11 @@ def _fast_regex_matcher_class() -> type:
                 on_match = self._callbacks[match_id]
                 for start_char, end_char in spans:
                     span = doc.char_span(start_char, end_char)
-                    if span is None:
-                        start = get_token_for_char(doc, start_char, resolve=self.resolve_start)
-                        end = get_token_for_char(doc, end_char, resolve=self.resolve_end)
-                        span = doc[start.i : (len(doc) if end is None else end.i)]
+                    if span is None:  # not on token boundaries: widen as medspaCy's get_token_for_char does
+                        starts = prepared.token_starts(doc)
+                        start = _token_for_char(starts, start_char, self.resolve_start)
+                        end = _token_for_char(starts, end_char, self.resolve_end)
+                        span = doc[start : (len(doc) if end is None else end)]
                     if len(span):
                         matches.append((match_id, span.start, span.end))
                         if on_match is not None:
@@ -113,11 +125,31 @@ def _fast_regex_matcher_class() -> type:
     return SingleTextRegexMatcher
 
 
+@lru_cache(maxsize=None)
+def _lean_medspacy_matcher_class() -> type:
+    """medspaCy's MedspacyMatcher runs spaCy's token Matcher and PhraseMatcher on every Doc even when they hold no
+    rules (ours are all regular expressions); an empty Matcher still walks every token. Skip the empty ones."""
+    from medspacy.common.medspacy_matcher import MedspacyMatcher
+    from medspacy.common.util import prune_overlapping_matches
+
+    class LeanMedspacyMatcher(MedspacyMatcher):
+        def __call__(self, doc: Doc) -> list:
+            matches: list = []
+            for inner in (self._MedspacyMatcher__matcher, self._MedspacyMatcher__phrase_matcher):
+                if len(inner):
+                    matches += inner(doc)
+            matches += self._MedspacyMatcher__regex_matcher(doc)
+            return prune_overlapping_matches(matches) if self._prune else matches
+
+    return LeanMedspacyMatcher
+
+
 def _speed_up_regex_matching(component: object) -> None:
     matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
     regex = getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
     if regex is not None:
         regex.__class__ = _fast_regex_matcher_class()
+        matcher.__class__ = _lean_medspacy_matcher_class()
 
 
 @lru_cache(maxsize=None)
@@ -163,6 +195,41 @@ def _sentence_local_context_class() -> type:
             return doc
 
     return SentenceLocalConText
+
+
+@lru_cache(maxsize=None)
+def _header_only_sectionizer_class() -> type:
+    """medspaCy 1.3.1's Sectionizer writes token._.section on every token of the note (a third of its time); we read
+    sections only from doc._.sections. This subclass builds the same doc._.sections and skips the per-token writes.
+    Options that need more than that (start/end-line filters, parent sections, sentence boundaries, span attributes)
+    fall back to medspaCy's own code."""
+    from medspacy.section_detection import Sectionizer
+    from medspacy.section_detection.section import Section
+
+    class HeaderOnlySectionizer(Sectionizer):
+        def __call__(self, doc: Doc) -> Doc:
+            if (self.require_start_line or self.require_end_line or self._parent_sections
+                    or self._apply_sentence_boundary or self.assertion_attributes_mapping):
+                return super().__call__(doc)  # type: ignore[no-any-return]
+            matcher = self._Sectionizer__matcher
+            matches = matcher(doc)
+            n = len(doc)
+            if not matches:
+                doc._.sections = [Section(None, 0, 0, 0, n)]
+                return doc
+            sections = [Section(None, 0, 0, 0, matches[0][1])] if matches[0][1] != 0 else []
+            strings = self.nlp.vocab.strings
+            for i, (match_id, start, end) in enumerate(matches):
+                rule = matcher.rule_map[strings[match_id]]
+                stop = n if i == len(matches) - 1 else matches[i + 1][1]
+                limit = rule.max_scope if rule.max_scope is not None else self.max_section_length
+                if limit is not None:
+                    stop = min(end + limit, stop)
+                sections.append(Section(rule.category, start, end, end, stop, None, rule))
+            doc._.sections = sections
+            return doc
+
+    return HeaderOnlySectionizer
 
 
 def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
@@ -220,4 +287,5 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     for component in (sectionizer, matcher, context):
         _speed_up_regex_matching(component)
     context.__class__ = _sentence_local_context_class()
+    sectionizer.__class__ = _header_only_sectionizer_class()
     return nlp

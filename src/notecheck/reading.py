@@ -8,6 +8,7 @@ over the size limit are refused with the reason.
 from __future__ import annotations
 
 import codecs
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,26 +73,17 @@ _SPACE_LIKE = dict.fromkeys([*range(0, 9), 11, *range(14, 32), 0x7F, 0xA0], " ")
 _BREAK_LIKE = {"\f": "\n", "\u2028": "\n", "\u2029": "\n", "\x0b": "\n"}
 
 
+_NORMALIZE = str.maketrans({**{chr(c): v for c, v in _SPACE_LIKE.items()}, **_BREAK_LIKE})
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
 def normalize_for_matching(text: str) -> str:
     """A same-length copy for the rules to read: lone CR, form feed and Unicode line separators become newlines,
     other control characters and NBSP become spaces. Offsets stay valid for the original text, character for
     character, so evidence is always quoted from the note exactly as given."""
-    if text.isprintable() and "\r" not in text:
-        return text.replace("\xa0", " ") if "\xa0" in text else text
-    out = []
-    n = len(text)
-    for i, ch in enumerate(text):
-        if ch == "\r":
-            out.append("\r" if i + 1 < n and text[i + 1] == "\n" else "\n")
-        elif ch in ("\n", "\t"):
-            out.append(ch)
-        elif ch in _BREAK_LIKE:
-            out.append(_BREAK_LIKE[ch])
-        elif ord(ch) in _SPACE_LIKE:
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
+    if "\r" in text:
+        text = _LONE_CR.sub("\n", text)
+    return text.translate(_NORMALIZE)
 
 
 def _utf8_ok(data: bytes) -> bool:

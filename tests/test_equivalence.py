@@ -1,0 +1,37 @@
+"""Our faster stand-ins for medspaCy internals must give exactly medspaCy's results, on every note we have."""
+
+import pytest
+from medspacy.common.util import get_token_for_char
+from medspacy.section_detection import Sectionizer
+
+from conftest import ROOT
+from notecheck.pipeline import _token_for_char
+
+NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+
+
+def _sections(doc):
+    return [(s.category, s.title_start, s.title_end, s.body_start, s.body_end) for s in doc._.sections]
+
+
+def test_header_only_sectionizer_builds_medspacys_sections(checker):
+    from notecheck import Checker
+
+    reference = Checker()
+    reference.nlp.get_pipe("medspacy_sectionizer").__class__ = Sectionizer
+    assert type(checker.nlp.get_pipe("medspacy_sectionizer")) is not Sectionizer  # the fast path is in use
+    for note in NOTES:
+        text = note.read_text(encoding="utf-8", errors="replace")
+        ours, theirs = checker.nlp(checker._make_doc(text)), reference.nlp(reference._make_doc(text))
+        assert _sections(ours) == _sections(theirs), note.name
+        assert checker.check(text).model_dump() == reference.check(text).model_dump(), note.name
+
+
+@pytest.mark.parametrize("text", ["Hip  was   reduced.\n\n  Closed reduction, L hip.", " x", "a\n", "one two"])
+def test_token_for_char_agrees_with_medspacy(checker, text):
+    doc = checker.nlp.make_doc(text)
+    starts = [t.idx for t in doc]
+    for char in range(len(text) + 1):
+        for resolve in ("left", "right"):
+            theirs = get_token_for_char(doc, char, resolve=resolve)
+            assert _token_for_char(starts, char, resolve) == (None if theirs is None else theirs.i), (char, resolve)
