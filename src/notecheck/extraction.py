@@ -20,6 +20,16 @@ from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rul
 SPAN_GROUP = "notecheck"
 ORIGINAL_TEXT_KEY = "notecheck.original_text"
 _FLAG_ATTRS = ("is_negated", "is_hypothetical", "is_historical", "is_family", "is_uncertain")
+# The Span flag each ConText category sets (ConText's span_attrs); extraction reads the same facts from the graph.
+CONTEXT_FLAGS = {
+    "NEGATED_EXISTENCE": "is_negated",
+    "POSSIBLE_EXISTENCE": "is_uncertain",
+    "HISTORICAL": "is_historical",
+    "HYPOTHETICAL": "is_hypothetical",
+    "FAMILY": "is_family",
+    "PRE_REDUCTION": "is_pre_reduction",
+    "POST_REDUCTION": "is_post_reduction",
+}
 
 for _name in ("findings", "evidence", "resolutions", "note_sections"):
     if not Doc.has_extension(_name):
@@ -86,43 +96,59 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     sections = _token_sections(doc)
     spans: list[Span] = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
-    by_field: dict[str, list[Span]] = {}
+    # Each span's offsets and label are read once into a plain tuple (Span attributes are not free).
+    by_field: dict[str, list[tuple[int, int, str, Span]]] = {}
     for span in spans:
-        by_field.setdefault(span.label_, []).append(span)
-    kept: list[Span] = []
+        label = span.label_
+        by_field.setdefault(label, []).append((span.start_char, span.end_char, label, span))
+    kept: list[tuple[int, int, str, Span]] = []
     for group in by_field.values():
         # Sorted by start, longest first: a span is inside a strictly longer one when an earlier span reaches past
         # its end, or reaches exactly its end from an earlier start. One pass, so long notes stay linear.
-        group.sort(key=lambda s: (s.start_char, -(s.end_char - s.start_char)))
+        group.sort(key=lambda r: (r[0], r[0] - r[1]))
         reach, reach_start = -1, -1
-        for span in group:
-            inside = reach > span.end_char or (reach == span.end_char and reach_start < span.start_char)
-            if span.end_char > reach:
-                reach, reach_start = span.end_char, span.start_char
+        for row in group:
+            start_char, end_char = row[0], row[1]
+            inside = reach > end_char or (reach == end_char and reach_start < start_char)
+            if end_char > reach:
+                reach, reach_start = end_char, start_char
             if not inside:
-                kept.append(span)
-    kept.sort(key=lambda s: (s.start_char, s.label_))
+                kept.append(row)
+    kept.sort(key=lambda r: (r[0], r[2]))
     out: list[Mention] = []
-    text = matching_text(doc).text
+    prepared = matching_text(doc)
+    text, token_starts = prepared.text, prepared.token_starts(doc)
     quote = _quotable_text(doc)
+    # ConText's graph holds each target's modifiers: read them there, not through five Span extensions per target.
+    modifiers_of: dict[tuple[int, int, int], list[Any]] = {}
+    graph = doc._.context_graph if Doc.has_extension("context_graph") else None
+    for target, modifier in getattr(graph, "edges", None) or []:
+        modifiers_of.setdefault((target.start, target.end, target.label), []).append(modifier)
     code_label = re.compile(policy.code_label_pattern)
-    for span in kept:
-        ext = span._  # each `span._` builds a new accessor: take it once
-        rule = ext.target_rule
+    n_tokens = len(sections)
+    for start_char, end_char, label, span in kept:
+        rule = span._.target_rule
         meta = dict(rule.metadata or {})
-        flags = {a: bool(getattr(ext, a, False)) for a in _FLAG_ATTRS}
+        first = span.start
+        modifiers = modifiers_of.get((first, span.end, span.label), ())
+        flags = dict.fromkeys(_FLAG_ATTRS, False)
+        for mod in modifiers:
+            flag = CONTEXT_FLAGS.get(mod.category)
+            if flag in flags:
+                flags[flag] = True
         if meta.get("ignore_negation"):
             flags["is_negated"] = False
-        section = sections[span.start] if span.start < len(sections) else None
+        section = sections[first] if first < n_tokens else None
         mods = []
-        for mod in getattr(ext, "modifiers", None) or []:
+        for mod in modifiers:
             ms, me = mod.modifier_span
-            mods.append((mod.category, text[doc[ms].idx : doc[me - 1].idx + len(doc[me - 1])], doc[ms].idx))
+            last = doc[me - 1]
+            mods.append((mod.category, text[token_starts[ms] : last.idx + len(last)], token_starts[ms]))
         value = meta.get("value")
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
         counted = counted and section not in policy.ignore_sections
-        counted = counted and section not in policy.field_ignore_sections.get(span.label_, ())
+        counted = counted and section not in policy.field_ignore_sections.get(label, ())
         if flags["is_negated"]:
             negated_value = meta.get("negated_value")
             if negated_value is not None and counted:
@@ -130,11 +156,11 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             else:
                 counted = False
         mention = Mention(
-            field=span.label_,
+            field=label,
             value=value,
-            start=span.start_char,
-            end=span.end_char,
-            text=quote[span.start_char : span.end_char],
+            start=start_char,
+            end=end_char,
+            text=quote[start_char:end_char],
             section=section,
             rule=rule.literal,
             flags=flags,
@@ -142,8 +168,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             counted=counted,
             meta=meta,
         )
-        if span.label_ == "cpt_code":
-            mention.labelled = bool(code_label.search(quote[max(0, span.start_char - 24) : span.start_char]))
+        if label == "cpt_code":
+            mention.labelled = bool(code_label.search(quote[max(0, start_char - 24) : start_char]))
         out.append(mention)
         if flags["is_negated"] and not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"]):
             for implied_field, implied_value in (meta.get("negated_implies") or {}).items():

@@ -182,8 +182,8 @@ def _item_prefixes(op: Any, av: Any) -> Optional[_Prefixes]:
     if op in (_c.MAX_REPEAT, _c.MIN_REPEAT):
         low, _high, body = av
         sub = _seq_prefixes(body)
-        if sub is None:
-            return [("", True)] if low == 0 else None  # an optional item we cannot read may simply be skipped
+        if sub is None:  # unreadable: skipped, a match may go on; present, nothing is known of how it starts
+            return [("", True), ("", False)] if low == 0 else None
         closed = [(s, False) for s, _ in sub]  # repetition: what follows the first copy is unknown
         return [("", True), *closed] if low == 0 else closed
     return None
@@ -282,6 +282,10 @@ class MultiPatternScanner:
                 self.line_start.append(i)
             else:
                 self.full.append(i)
+        # One alternation of every line-start pattern fails at a line start exactly when each of them fails there.
+        self.any_line_start: Optional[re.Pattern[str]] = None
+        if len(self.line_start) > 1:
+            self.any_line_start = lowered("|".join(f"(?:{patterns[i].pattern})" for i in self.line_start))
 
     def _candidates(self, word: str) -> tuple[int, ...]:
         """The patterns that may match at the start of this word; remembered per distinct word."""
@@ -304,6 +308,9 @@ class MultiPatternScanner:
             hits[i] = [m.span() for m in patterns[i].finditer(low)]
         if self.line_start:
             starts = line_starts(low)
+            if self.any_line_start is not None:
+                anywhere = self.any_line_start.match
+                starts = [pos for pos in starts if anywhere(low, pos) is not None]
             for i in self.line_start:
                 match, end, found = patterns[i].match, 0, hits[i]
                 for pos in starts:

@@ -152,6 +152,28 @@ def _speed_up_regex_matching(component: object) -> None:
         matcher.__class__ = _lean_medspacy_matcher_class()
 
 
+def _scope(direction: str, start: int, end: int, sent_start: int, sent_end: int,
+           max_scope: Optional[int]) -> tuple[int, int]:
+    """A modifier's scope within its sentence, as medspaCy 1.3.1's ConTextModifier sets it (rule.max_scope caps
+    each side); computed here from sentence bounds we already have instead of looking the sentence up per modifier."""
+    way = direction.lower()
+    if way == "forward":
+        lo, hi = end, sent_end
+        if max_scope is not None and hi - lo > max_scope:
+            hi = end + max_scope
+    elif way == "backward":
+        lo, hi = sent_start, start
+        if max_scope is not None and hi - lo > max_scope:
+            lo = start - max_scope
+    else:
+        lo, hi = sent_start, sent_end
+        if max_scope is not None and start - lo > max_scope:
+            lo = start - max_scope
+        if max_scope is not None and hi - end > max_scope:
+            hi = end + max_scope
+    return lo, hi
+
+
 @lru_cache(maxsize=None)
 def _sentence_local_context_class() -> type:
     """medspaCy 1.3.1's ConText pairs every target with every modifier in the whole Doc, so its cost grows with the
@@ -165,13 +187,22 @@ def _sentence_local_context_class() -> type:
         def __call__(self, doc: Doc, targets: Optional[str] = None) -> Doc:
             spans = list(doc.spans[self.span_group_name]) if self.input_span_type == "group" else list(doc.ents)
             matcher = self._ConText__matcher
-            modifiers = [ConTextModifier(matcher.rule_map[self.nlp.vocab[match_id].text], start, end, doc,
-                                         max_scope=self.max_scope)
-                         for match_id, start, end in matcher(doc)]
-            sent_of = [0] * len(doc)
-            for n, sent in enumerate(doc.sents):
-                for i in range(sent.start, sent.end):
-                    sent_of[i] = n
+            strings = self.nlp.vocab.strings
+            # Sentence of each token, from the SENT_START array rather than by walking doc.sents token by token.
+            is_start = doc.to_array(SENT_START) == 1
+            if len(doc):
+                is_start[0] = True
+            sent_of = (numpy.cumsum(is_start) - 1).tolist()
+            bounds = [*numpy.flatnonzero(is_start).tolist(), len(doc)]
+            modifiers = []
+            for match_id, start, end in matcher(doc):
+                rule = matcher.rule_map[strings[match_id]]
+                if self.max_scope:  # a fixed window instead of the sentence: ConTextModifier works it out
+                    modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=self.max_scope))
+                else:
+                    n = sent_of[start]
+                    scope = _scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope)
+                    modifiers.append(ConTextModifier(rule, start, end, doc, *scope, max_scope=self.max_scope))
             by_sent_t: dict[int, list] = {}
             by_sent_m: dict[int, list] = {}
             for t in spans:
@@ -238,7 +269,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     from medspacy.section_detection import SectionRule
     from medspacy.target_matcher import TargetRule
 
-    import notecheck.extraction  # noqa: F401  (registers notecheck_findings and the Span flags ConText sets)
+    from notecheck.extraction import CONTEXT_FLAGS  # also registers notecheck_findings and the Span flags
 
     nlp = spacy.blank("en")
     nlp.add_pipe("notecheck_sentences")
@@ -263,15 +294,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
             for r in book.targets.target_rules
         ]
     )
-    span_attrs = {
-        "NEGATED_EXISTENCE": {"is_negated": True},
-        "POSSIBLE_EXISTENCE": {"is_uncertain": True},
-        "HISTORICAL": {"is_historical": True},
-        "HYPOTHETICAL": {"is_hypothetical": True},
-        "FAMILY": {"is_family": True},
-        "PRE_REDUCTION": {"is_pre_reduction": True},
-        "POST_REDUCTION": {"is_post_reduction": True},
-    }
+    span_attrs = {category: {flag: True} for category, flag in CONTEXT_FLAGS.items()}
     context = nlp.add_pipe(
         "medspacy_context",
         config={
