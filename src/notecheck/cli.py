@@ -296,6 +296,9 @@ def _book(patterns: Optional[Path]) -> Rulebook:
 
 def main() -> None:
     """Console entry point. Unexpected failures print the exception type only, never note text."""
+    from notecheck.pipeline import defer_quickumls
+
+    defer_quickumls()  # this process is ours: skip an import chain notecheck never uses (cold start)
     try:
         app()
     except SystemExit:

@@ -256,32 +256,29 @@ def line_start_anchored(pattern: str) -> bool:
 
 class MultiPatternScanner:
     """Runs many case-insensitive patterns over one text: `scan(text, text.lower())[i]` equals
-    `[m.span() for m in patterns[i].finditer(text)]`. Each pattern runs lowered on the lower-cased text (the caller
-    checks that lower-casing kept the length); patterns of no known shape are scanned in full."""
+    `[m.span() for m in patterns[i].finditer(text)]` (the caller checks that lower-casing kept the length).
+
+    Where a pattern can begin is found on the lower-cased text (word starts with the right prefix, line starts); the
+    pattern itself is then tried there as given. Only patterns of no known shape are scanned in full, lowered."""
 
     def __init__(self, patterns: list[re.Pattern[str]]) -> None:
         self.original = patterns
-        self.patterns: list[re.Pattern[str]] = []
-        self.on_original: list[int] = []  # patterns we cannot lower: scanned in full on the original text
-        self.full: list[int] = []
+        self.full: list[tuple[int, re.Pattern[str], bool]] = []  # (index, pattern, runs on the lower-cased text)
         self.line_start: list[int] = []
         self.by_two: dict[str, list[tuple[str, int]]] = {}
         self.by_one: dict[str, list[tuple[str, int]]] = {}
         self._by_word: dict[str, tuple[int, ...]] = {}
         for i, pattern in enumerate(patterns):
-            fast = lowered(pattern.pattern) if pattern.flags & re.IGNORECASE else None
-            self.patterns.append(fast if fast is not None else pattern)
-            if fast is None:
-                self.on_original.append(i)
-                continue
-            prefixes = word_start_prefixes(pattern.pattern)
+            source = pattern.pattern
+            prefixes = word_start_prefixes(source) if pattern.flags & re.IGNORECASE else None
             if prefixes is not None:
                 for p in prefixes:
                     (self.by_two if len(p) > 1 else self.by_one).setdefault(p[:2], []).append((p, i))
-            elif line_start_anchored(pattern.pattern):
+            elif pattern.flags & re.IGNORECASE and line_start_anchored(source):
                 self.line_start.append(i)
             else:
-                self.full.append(i)
+                fast = lowered(source) if pattern.flags & re.IGNORECASE else None
+                self.full.append((i, fast if fast is not None else pattern, fast is not None))
         # One alternation of every line-start pattern fails at a line start exactly when each of them fails there.
         self.any_line_start: Optional[re.Pattern[str]] = None
         if len(self.line_start) > 1:
@@ -300,12 +297,10 @@ class MultiPatternScanner:
 
     def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
         """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
-        patterns = self.patterns
+        patterns = self.original
         hits: list[list[tuple[int, int]]] = [[] for _ in patterns]
-        for i in self.on_original:
-            hits[i] = [m.span() for m in patterns[i].finditer(text)]
-        for i in self.full:
-            hits[i] = [m.span() for m in patterns[i].finditer(low)]
+        for i, pattern, on_low in self.full:
+            hits[i] = [m.span() for m in pattern.finditer(low if on_low else text)]
         if self.line_start:
             starts = line_starts(low)
             if self.any_line_start is not None:
@@ -315,7 +310,7 @@ class MultiPatternScanner:
                 match, end, found = patterns[i].match, 0, hits[i]
                 for pos in starts:
                     if pos >= end:
-                        m = match(low, pos)
+                        m = match(text, pos)
                         if m is not None:
                             found.append(m.span())
                             end = max(m.end(), pos + 1)
@@ -328,7 +323,7 @@ class MultiPatternScanner:
                     ids = candidates(w)
                 for i in ids:
                     if ends[i] <= pos:
-                        m = patterns[i].match(low, pos)
+                        m = patterns[i].match(text, pos)
                         if m is not None:
                             hits[i].append(m.span())
                             ends[i] = m.end()

@@ -8,7 +8,10 @@ are mostly header lines and short sentences, so punctuation plus line structure 
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import re
+import sys
+import types
 import warnings
 from functools import lru_cache
 from typing import Optional
@@ -32,6 +35,44 @@ SPAN_GROUP = "notecheck"
 _END_PUNCT = {".", "!", "?"}
 _WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, may continue on the next line
 _CONTINUATION_INDENT = 8
+
+
+class _DeferredPackage(types.ModuleType):
+    """A package whose own __init__ runs on first use of an attribute it has not got yet."""
+
+    def __getattr__(self, name: str) -> object:
+        if not self.__dict__.get("_notecheck_loaded"):
+            self.__dict__["_notecheck_loaded"] = True
+            self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]
+            return getattr(self, name)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+
+def defer_quickumls() -> None:
+    """Importing medspaCy imports QuickUMLS only to register its spaCy factory, and QuickUMLS imports NLTK: about
+    0.13 s of every cold start, for a component notecheck never uses. For a process that notecheck owns (the
+    command line), make `quickumls` load on first real use instead; anything that does use it still gets all of it.
+    A library caller's process is left alone."""
+    if "quickumls" in sys.modules or "medspacy" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("quickumls")
+        if spec is None or spec.loader is None:
+            return
+        package = importlib.util.module_from_spec(spec)
+        package.__class__ = _DeferredPackage
+        sys.modules["quickumls"] = package
+        sub_spec = importlib.util.find_spec("quickumls.spacy_component")
+        if sub_spec is None or sub_spec.loader is None:
+            raise ImportError("quickumls.spacy_component")
+        sub_spec.loader = importlib.util.LazyLoader(sub_spec.loader)
+        sub = importlib.util.module_from_spec(sub_spec)
+        sys.modules["quickumls.spacy_component"] = sub
+        sub_spec.loader.exec_module(sub)
+        package.__dict__["spacy_component"] = sub
+    except (ImportError, ValueError, AttributeError):
+        sys.modules.pop("quickumls", None)
+        sys.modules.pop("quickumls.spacy_component", None)
 
 
 @Language.component("notecheck_sentences")

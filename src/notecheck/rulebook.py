@@ -35,7 +35,7 @@ class _Strict(BaseModel):
 def _check_regex(pattern: Any) -> Any:
     if isinstance(pattern, str):
         try:
-            re.compile(pattern)
+            re.compile(pattern, re.IGNORECASE)  # the flags medspaCy compiles with: its compile is then a cache hit
         except re.error as exc:
             raise ValueError(f"invalid regular expression: {exc}") from None
     return pattern
