@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from dataclasses import dataclass
 from typing import Any, Optional
 
 try:  # Python 3.11+
@@ -150,27 +151,95 @@ def required_prefixes(pattern: str) -> Optional[tuple[str, ...]]:
 # one of those literals. `MultiPatternScanner` finds the words once and tries each rule only where it can begin,
 # returning exactly what `pattern.finditer(text)` returns.
 
-_BOUNDARY = "\x00"  # marks a leading \b while prefixes are collected; never a character of a prefix
-_MAX_PREFIX = 6
-_MAX_ALTERNATIVES = 256
+_BOUNDARY = "\x00"  # a \b while literals are collected; never a character of a literal
+_NON_WORD = "\x02"  # some character that is not a word character (\s, [-/ ], ...)
+_DIGIT = "\x01"  # some decimal digit (\d)
+_MARKERS = (_BOUNDARY, _NON_WORD, _DIGIT)
+_MAX_PREFIX = 8
+_MAX_ALTERNATIVES = 512
+_MAX_CLASS = 64
 _WORD = re.compile(r"\w+")
-_Prefixes = list[tuple[str, bool]]  # (literal so far, whether it may still be extended)
+_Prefixes = list[tuple[str, bool]]  # (what a match starts with so far, whether more may be appended)
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _low1(code: int) -> Optional[str]:
+    """The lower-cased character, when lower-casing keeps it one character (the scanner works on text.lower())."""
+    low = chr(code).lower()
+    return low if len(low) == 1 else None
+
+
+def _class_members(items: list[tuple[Any, Any]]) -> Optional[set[str]]:
+    """Characters (lower-cased) or markers a character class can match; None when there are too many or unknown."""
+    out: set[str] = set()
+    for op, av in items:
+        if op is _c.LITERAL:
+            ch = _low1(av)
+            if ch is None:
+                return None
+            out.add(ch if _is_word_char(ch) else _NON_WORD)
+        elif op is _c.RANGE:
+            lo, hi = av
+            if hi - lo > _MAX_CLASS:
+                return None
+            for code in range(lo, hi + 1):
+                ch = _low1(code)
+                if ch is None:
+                    return None
+                out.add(ch if _is_word_char(ch) else _NON_WORD)
+        elif op is _c.CATEGORY and av is _c.CATEGORY_DIGIT:
+            out.add(_DIGIT)
+        elif op is _c.CATEGORY and av in (_c.CATEGORY_SPACE, _c.CATEGORY_NOT_WORD):
+            out.add(_NON_WORD)
+        else:
+            return None  # negated classes, \w, \S, ...
+        if len(out) > _MAX_CLASS:
+            return None
+    return out
+
+
+def _non_word_before(op: Any, av: Any) -> bool:
+    """(?<=...x) with x only non-word characters, or (?<![^x]) with x a non-word character."""
+    direction, body = av
+    items = list(body.data) if hasattr(body, "data") else list(body)
+    if direction != -1 or not items:
+        return False
+    kind, value = items[-1]
+    if op is _c.ASSERT:
+        if kind is _c.LITERAL:
+            return not _is_word_char(chr(value))
+        if kind is _c.IN:
+            members = _class_members(value)
+            return members is not None and members == {_NON_WORD}
+        return False
+    return len(items) == 1 and kind is _c.NOT_LITERAL and not _is_word_char(chr(value))
 
 
 def _item_prefixes(op: Any, av: Any) -> Optional[_Prefixes]:
-    """The literal strings a match of one parse-tree item starts with; None when it can start with anything."""
+    """What a match of one parse-tree item starts with; None when it can start with anything."""
     if op is _c.LITERAL:
-        return [(chr(av), True)]
+        ch = _low1(av)
+        if ch is None:
+            return None
+        return [(ch, True)] if _is_word_char(ch) else [(ch, False)]
     if op is _c.AT:
         return [(_BOUNDARY if av is _c.AT_BOUNDARY else "", True)]
     if op in (_c.ASSERT, _c.ASSERT_NOT):
-        return [("", True)]  # zero-width: it narrows matches but consumes nothing
+        # Zero-width: it narrows matches but consumes nothing. A look-behind that puts a non-word character (or the
+        # start of the text) just before the match makes the match begin at a word start, like \b.
+        return [(_BOUNDARY if _non_word_before(op, av) else "", True)]
     if op is _c.IN:
-        if any(o is not _c.LITERAL for o, _ in av) or len(av) > 12:
+        members = _class_members(av)
+        if members is None:
             return None
-        return [(chr(v), True) for _, v in av]
+        return [(m, m not in (_NON_WORD, _DIGIT)) for m in sorted(members)]
     if op is _c.SUBPATTERN:
         return _seq_prefixes(av[3])
+    if op is getattr(_c, "ATOMIC_GROUP", None):
+        return _seq_prefixes(av)
     if op is _c.BRANCH:
         out: _Prefixes = []
         for alt in av[1]:
@@ -179,12 +248,14 @@ def _item_prefixes(op: Any, av: Any) -> Optional[_Prefixes]:
                 return None
             out.extend(sub)
         return out
-    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT):
-        low, _high, body = av
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or op is getattr(_c, "POSSESSIVE_REPEAT", None):
+        low, high, body = av
         sub = _seq_prefixes(body)
         if sub is None:  # unreadable: skipped, a match may go on; present, nothing is known of how it starts
             return [("", True), ("", False)] if low == 0 else None
-        closed = [(s, False) for s, _ in sub]  # repetition: what follows the first copy is unknown
+        if high == 1:  # x? : either nothing, or one x and then the rest of the sequence
+            return [("", True), *sub] if low == 0 else sub
+        closed = [(s, False) for s, _ in sub]  # x*, x+ : what follows the first copy is not known
         return [("", True), *closed] if low == 0 else closed
     return None
 
@@ -197,51 +268,77 @@ def _seq_prefixes(seq: Any) -> Optional[_Prefixes]:
         item = _item_prefixes(op, av)
         new: _Prefixes = []
         for s, open_ in acc:
-            if not open_ or len(s.replace(_BOUNDARY, "")) >= _MAX_PREFIX:
-                new.append((s, False))
-            elif item is None:
+            if not open_ or item is None:
                 new.append((s, False))
             else:
-                new.extend((s + t, c) for t, c in item)
-        acc = list(dict.fromkeys(new))
-        if len(acc) > _MAX_ALTERNATIVES:
-            return None
+                for t, more in item:
+                    joined = s + t
+                    core = joined.lstrip(_BOUNDARY)
+                    done = len(core) >= _MAX_PREFIX or any(not _is_word_char(ch) for ch in core)
+                    new.append((joined, more and not done))
+        new = list(dict.fromkeys(new))
+        if len(new) > _MAX_ALTERNATIVES:  # too many spellings: what we have so far is still a valid bound
+            return [(s, False) for s, _ in acc]
+        acc = new
     return acc
 
 
+@dataclass(frozen=True)
+class StartLiterals:
+    """Where a pattern's matches can begin. `words`: (literal, exact) — a match begins at the start of a word that
+    starts with the literal (or, if exact, is the literal); `digit_word`: also at any word starting with a digit;
+    `anywhere`: also at any occurrence of one of these literals."""
+
+    words: tuple[tuple[str, bool], ...]
+    digit_word: bool
+    anywhere: tuple[str, ...]
+
+
 @lru_cache(maxsize=None)
-def word_start_prefixes(pattern: str) -> Optional[tuple[str, ...]]:
-    """Lower-case word-character prefixes, one of which every match of `lowered(pattern)` begins with, where every
-    match begins at a word boundary (so at the start of a word). None when the pattern is not of that shape."""
+def start_literals(pattern: str) -> Optional[StartLiterals]:
+    """What every match of `pattern` (compiled with re.IGNORECASE, run on text whose lower-casing keeps its length)
+    begins with, read from the pattern's parse tree; None when no useful bound is known."""
     try:
         tree = _sre_parse.parse(pattern, 0)
-        if tree.state.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
-            return None
-        _lower_tree(tree)
-    except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
+    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
         return None
     found = _seq_prefixes(tree)
     if found is None:
         return None
-    out = set()
+    words: set[tuple[str, bool]] = set()
+    anywhere: set[str] = set()
+    digit_word = False
     for s, _ in found:
-        if not s.startswith(_BOUNDARY):
-            return None  # some path has no leading \b: a match could start inside a word
-        word = s.replace(_BOUNDARY, "")
-        cut = 0
-        while cut < len(word) and (word[cut].isalnum() or word[cut] == "_"):
-            cut += 1
-        if cut == 0:
-            return None  # the match may begin with a non-word character
-        out.add(word[:cut])
-    # Keep only the shortest: a word starting with "trauma" needs no second try for "traumatic".
-    minimal = {p for p in out if not any(q != p and p.startswith(q) for q in out)}
-    return tuple(sorted(minimal))
+        if s.startswith(_BOUNDARY):
+            rest = s.lstrip(_BOUNDARY)
+            if rest[:1] == _DIGIT:
+                digit_word = True
+                continue
+            cut = 0
+            while cut < len(rest) and rest[cut] not in _MARKERS[1:] and _is_word_char(rest[cut]):
+                cut += 1
+            if cut == 0:
+                return None  # after \b the match may begin with anything, or with a non-word character
+            exact = cut < len(rest) and rest[cut] != _DIGIT and not _is_word_char(rest[cut])
+            words.add((rest[:cut], exact))
+        else:
+            cut = 0
+            while cut < len(s) and s[cut] not in _MARKERS:
+                cut += 1
+            if cut == 0:
+                return None  # some match may begin with a character we cannot name
+            anywhere.add(s[:cut])
+    # Keep only what is needed: a word starting with "trauma" needs no second try for "traumatic".
+    loose = {w for w, exact in words if not exact}
+    kept_words = {(w, exact) for w, exact in words
+                  if not any(q != w and w.startswith(q) for q in loose) and not (exact and w in loose)}
+    kept_anywhere = {a for a in anywhere if not any(q != a and a.startswith(q) for q in anywhere)}
+    return StartLiterals(tuple(sorted(kept_words)), digit_word, tuple(sorted(kept_anywhere)))
 
 
 @lru_cache(maxsize=None)
 def line_start_anchored(pattern: str) -> bool:
-    """True when every match must begin at the start of a line: the pattern opens with (?<![^\\n])."""
+    """True when every match must begin at the start of a line: the pattern opens with (?<![^\n])."""
     try:
         tree = _sre_parse.parse(pattern, 0)
     except (re.error, AttributeError, TypeError, ValueError):
@@ -254,80 +351,139 @@ def line_start_anchored(pattern: str) -> bool:
     return direction == -1 and len(inner) == 1 and inner[0][0] is _c.NOT_LITERAL and inner[0][1] == ord("\n")
 
 
+def _fold_extras() -> frozenset[str]:
+    """Non-ASCII characters that re.IGNORECASE matches to a letter other than their own lower case (the long s
+    matches "s"): in a text containing one, lower-case prefixes could miss a match, so the scanner scans in full."""
+    try:
+        from re import _casefix  # type: ignore[attr-defined]
+
+        extra = {chr(k) for k in _casefix._EXTRA_CASES}
+        extra |= {chr(v) for vs in _casefix._EXTRA_CASES.values() for v in vs}
+    except (ImportError, AttributeError):  # pragma: no cover - other Pythons
+        extra = set("ıſµμςσθϑκϰιͅβϐεϵφϕπϖρϱ")
+    extra |= {ch.upper() for ch in list(extra) if len(ch.upper()) == 1}
+    return frozenset(ch for ch in extra if not ch.isascii())
+
+
+_FOLD_EXTRAS = _fold_extras()
+
+
+class _WordIndex:
+    """Which patterns may begin at the start of a given word, from their start literals; remembered per word."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[int]] = {}
+        self.by_two: dict[str, list[tuple[str, int]]] = {}
+        self.by_one: dict[str, list[tuple[str, int]]] = {}
+        self.digit_word: list[int] = []
+        self.remembered: dict[str, tuple[int, ...]] = {}
+
+    def add(self, i: int, starts: StartLiterals) -> None:
+        for w, exact in starts.words:
+            if exact:
+                self.exact.setdefault(w, []).append(i)
+            else:
+                (self.by_two if len(w) > 1 else self.by_one).setdefault(w[:2], []).append((w, i))
+        if starts.digit_word:
+            self.digit_word.append(i)
+
+    def candidates(self, word: str) -> tuple[int, ...]:
+        found = self.remembered.get(word)
+        if found is None:
+            ids = set(self.exact.get(word, ()))
+            for group in (self.by_two.get(word[:2]), self.by_one.get(word[:1])):
+                if group:
+                    ids.update(i for prefix, i in group if word.startswith(prefix))
+            if word[:1].isdecimal():
+                ids.update(self.digit_word)
+            found = tuple(sorted(ids))
+            if len(self.remembered) >= _MAX_REMEMBERED_WORDS:
+                self.remembered.clear()
+            self.remembered[word] = found
+        return found
+
+
 class MultiPatternScanner:
     """Runs many case-insensitive patterns over one text: `scan(text, text.lower())[i]` equals
     `[m.span() for m in patterns[i].finditer(text)]` (the caller checks that lower-casing kept the length).
 
-    Where a pattern can begin is found on the lower-cased text (word starts with the right prefix, line starts); the
-    pattern itself is then tried there as given. Only patterns of no known shape are scanned in full, lowered."""
+    Where a pattern can begin is found on the lower-cased text (words with the right start, line starts, occurrences
+    of a literal); the pattern itself is then tried there as given. Patterns of no known shape are scanned in full."""
 
     def __init__(self, patterns: list[re.Pattern[str]]) -> None:
         self.original = patterns
         self.full: list[tuple[int, re.Pattern[str], bool]] = []  # (index, pattern, runs on the lower-cased text)
-        self.line_start: list[int] = []
-        self.by_two: dict[str, list[tuple[str, int]]] = {}
-        self.by_one: dict[str, list[tuple[str, int]]] = {}
-        self._by_word: dict[str, tuple[int, ...]] = {}
+        self.words = _WordIndex()  # patterns that begin at a word start
+        self.lines = _WordIndex()  # patterns that begin at a line start, by the line's first word
+        self.any_line: list[int] = []  # patterns that begin at a line start, of unknown first word
+        self.anywhere: list[tuple[str, int]] = []
         for i, pattern in enumerate(patterns):
             source = pattern.pattern
-            prefixes = word_start_prefixes(source) if pattern.flags & re.IGNORECASE else None
-            if prefixes is not None:
-                for p in prefixes:
-                    (self.by_two if len(p) > 1 else self.by_one).setdefault(p[:2], []).append((p, i))
-            elif pattern.flags & re.IGNORECASE and line_start_anchored(source):
-                self.line_start.append(i)
+            case_blind = bool(pattern.flags & re.IGNORECASE)
+            starts = start_literals(source) if case_blind else None
+            at_line = case_blind and line_start_anchored(source)
+            if starts is not None and not starts.anywhere:
+                (self.lines if at_line else self.words).add(i, starts)
+            elif starts is not None and not at_line:
+                self.words.add(i, starts)
+                self.anywhere.extend((a, i) for a in starts.anywhere)
+            elif at_line:
+                self.any_line.append(i)
             else:
-                fast = lowered(source) if pattern.flags & re.IGNORECASE else None
+                fast = lowered(source) if case_blind else None
                 self.full.append((i, fast if fast is not None else pattern, fast is not None))
-        # One alternation of every line-start pattern fails at a line start exactly when each of them fails there.
-        self.any_line_start: Optional[re.Pattern[str]] = None
-        if len(self.line_start) > 1:
-            self.any_line_start = lowered("|".join(f"(?:{patterns[i].pattern})" for i in self.line_start))
-
-    def _candidates(self, word: str) -> tuple[int, ...]:
-        """The patterns that may match at the start of this word; remembered per distinct word."""
-        found = self._by_word.get(word)
-        if found is None:
-            found = tuple(sorted({i for group in (self.by_two.get(word[:2]), self.by_one.get(word[:1])) if group
-                                  for prefix, i in group if word.startswith(prefix)}))
-            if len(self._by_word) >= _MAX_REMEMBERED_WORDS:
-                self._by_word.clear()
-            self._by_word[word] = found
-        return found
 
     def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
         """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
         patterns = self.original
+        if not low.isascii() and not _FOLD_EXTRAS.isdisjoint(low):
+            return [[m.span() for m in pattern.finditer(text)] for pattern in patterns]
         hits: list[list[tuple[int, int]]] = [[] for _ in patterns]
         for i, pattern, on_low in self.full:
             hits[i] = [m.span() for m in pattern.finditer(low if on_low else text)]
-        if self.line_start:
-            starts = line_starts(low)
-            if self.any_line_start is not None:
-                anywhere = self.any_line_start.match
-                starts = [pos for pos in starts if anywhere(low, pos) is not None]
-            for i in self.line_start:
-                match, end, found = patterns[i].match, 0, hits[i]
-                for pos in starts:
-                    if pos >= end:
-                        m = match(text, pos)
-                        if m is not None:
-                            found.append(m.span())
-                            end = max(m.end(), pos + 1)
-        if self.by_two or self.by_one:
-            ends = [0] * len(patterns)
-            by_word, candidates = self._by_word, self._candidates
-            for pos, w in words if words is not None else word_starts(low):
-                ids = by_word.get(w)
-                if ids is None:
-                    ids = candidates(w)
-                for i in ids:
-                    if ends[i] <= pos:
-                        m = patterns[i].match(text, pos)
-                        if m is not None:
-                            hits[i].append(m.span())
-                            ends[i] = m.end()
+        ends = [0] * len(patterns)
+        if self.lines.exact or self.lines.by_two or self.lines.by_one or self.lines.digit_word or self.any_line:
+            lines = self.lines.candidates
+            for pos in line_starts(low):
+                word = _WORD.match(low, pos)
+                ids = lines(word.group()) if word is not None else ()
+                self._try(pos, (*ids, *self.any_line) if self.any_line else ids, text, ends, hits)
+        # Candidate starts in text order: each word's patterns, and each occurrence of a pattern's literal.
+        events: list[tuple[int, tuple[int, ...]]] = []
+        for literal, i in self.anywhere:
+            at = low.find(literal)
+            while at != -1:
+                events.append((at, (i,)))
+                at = low.find(literal, at + 1)
+        if events:
+            events.sort()
+        remembered, candidates = self.words.remembered, self.words.candidates
+        e, n_events = 0, len(events)
+        for pos, w in words if words is not None else word_starts(low):
+            while e < n_events and events[e][0] < pos:
+                self._try(events[e][0], events[e][1], text, ends, hits)
+                e += 1
+            ids = remembered.get(w)
+            if ids is None:
+                ids = candidates(w)
+            for i in ids:
+                if ends[i] <= pos:
+                    m = patterns[i].match(text, pos)
+                    if m is not None:
+                        hits[i].append(m.span())
+                        ends[i] = m.end() if m.end() > pos else pos + 1
+        while e < n_events:
+            self._try(events[e][0], events[e][1], text, ends, hits)
+            e += 1
         return hits
+
+    def _try(self, pos: int, ids: tuple[int, ...], text: str, ends: list[int], hits: list[list[tuple[int, int]]]) -> None:
+        for i in ids:
+            if ends[i] <= pos:
+                m = self.original[i].match(text, pos)
+                if m is not None:
+                    hits[i].append(m.span())
+                    ends[i] = m.end() if m.end() > pos else pos + 1
 
 
 _MAX_REMEMBERED_WORDS = 200_000
@@ -350,13 +506,14 @@ def line_starts(text: str) -> list[int]:
 class MatchingText:
     """A Doc's text prepared once for every matcher: spaCy joins every token each time doc.text is read."""
 
-    __slots__ = ("text", "low", "_words", "_token_starts")
+    __slots__ = ("text", "low", "_words", "_tokens", "scans")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.low = text.lower()
         self._words: Optional[list[tuple[int, str]]] = None
-        self._token_starts: Optional[list[int]] = None
+        self._tokens: Optional[tuple[int, list[int], dict[int, int], dict[int, int]]] = None
+        self.scans: dict[int, Any] = {}  # results of scans shared by several matchers, by scan group
 
     @property
     def words(self) -> list[tuple[int, str]]:
@@ -364,10 +521,27 @@ class MatchingText:
             self._words = word_starts(self.low)
         return self._words
 
+    def _token_bounds(self, doc: Any) -> tuple[int, list[int], dict[int, int], dict[int, int]]:
+        if self._tokens is None or self._tokens[0] != len(doc):
+            from spacy.attrs import IDX, LENGTH
+
+            rows = doc.to_array([IDX, LENGTH]).tolist()
+            starts = [start for start, _ in rows]
+            self._tokens = (len(doc), starts, {start: i for i, start in enumerate(starts)},
+                            {start + length: i for i, (start, length) in enumerate(rows)})
+        return self._tokens
+
     def token_starts(self, doc: Any) -> list[int]:
-        if self._token_starts is None or len(self._token_starts) != len(doc):
-            self._token_starts = doc.to_array("IDX").tolist()
-        return self._token_starts
+        return self._token_bounds(doc)[1]
+
+    def token_span(self, doc: Any, start_char: int, end_char: int) -> Optional[tuple[int, int]]:
+        """(first token, end token) when the characters are exactly tokens, as doc.char_span(start, end) does,
+        without building a Span; None otherwise."""
+        _, _, by_start, by_end = self._token_bounds(doc)
+        first, last = by_start.get(start_char), by_end.get(end_char)
+        if first is None or last is None or last < first:
+            return None
+        return first, last + 1
 
 
 _TEXT_KEY = "notecheck.matching_text"

@@ -14,7 +14,7 @@ import sys
 import types
 import warnings
 from functools import lru_cache
-from typing import Optional
+from typing import Any, Optional
 
 import numpy
 import spacy
@@ -120,45 +120,75 @@ def _token_for_char(starts: list[int], char: int, resolve: str) -> Optional[int]
     return i if i < len(starts) else None
 
 
+class _ScanGroup:
+    """The sectionizer, target matcher and ConText each hold their own regex rules; scanning a note once for all of
+    them walks its words once instead of three times. The first member called on a Doc scans for every member and
+    leaves the others their share on the Doc's prepared text."""
+
+    def __init__(self, matchers: list[Any]) -> None:
+        self.matchers = matchers
+        self._built: Optional[tuple[tuple[int, ...], Any, list[tuple[int, int]]]] = None
+
+    def _scanner(self) -> tuple[Any, list[tuple[int, int]]]:
+        from notecheck.fastregex import MultiPatternScanner
+
+        sizes = tuple(sum(len(p) for p in m._patterns.values()) for m in self.matchers)
+        if self._built is None or self._built[0] != sizes:  # built once, and again only when rules are added
+            flat, owners = [], []
+            for k, m in enumerate(self.matchers):
+                for match_id, patterns in m._patterns.items():
+                    for pattern in patterns:
+                        flat.append(pattern)
+                        owners.append((k, match_id))
+            self._built = (sizes, MultiPatternScanner(flat), owners)
+        return self._built[1], self._built[2]
+
+    def found(self, matcher: Any, doc: Doc) -> list[tuple[int, list[tuple[int, int]]]]:
+        """(match id, character spans) for each of this matcher's patterns, in the order it holds them."""
+        from notecheck.fastregex import matching_text
+
+        prepared = matching_text(doc)
+        shares = prepared.scans.get(id(self))
+        if shares is None:
+            scanner, owners = self._scanner()
+            if len(prepared.low) == len(prepared.text):
+                spans = scanner.scan(prepared.text, prepared.low, prepared.words)
+            else:  # lower-casing changed the length (rare letters): scan the original case-insensitively
+                spans = [[m.span() for m in pattern.finditer(prepared.text)] for pattern in scanner.original]
+            shares = [[] for _ in self.matchers]
+            for (k, match_id), found in zip(owners, spans):
+                shares[k].append((match_id, found))
+            prepared.scans[id(self)] = shares
+        return shares[self.matchers.index(matcher)]  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=None)
 def _fast_regex_matcher_class() -> type:
     """medspaCy 1.3.1's RegexMatcher rebuilds doc.text (a join over every token) and scans it once per pattern, with
-    re.IGNORECASE. This subclass returns the same matches, in the same order, from one lower-cased copy of the text,
-    trying each pattern only where it can begin (see fastregex.MultiPatternScanner)."""
+    re.IGNORECASE. This subclass returns the same matches, in the same order, from one scan of the text shared with
+    the pipeline's other regex matchers, trying each pattern only where it can begin (fastregex.MultiPatternScanner)."""
     from medspacy.common.regex_matcher import RegexMatcher
-    from notecheck.fastregex import MultiPatternScanner, matching_text
+
+    from notecheck.fastregex import matching_text
 
     class SingleTextRegexMatcher(RegexMatcher):
-        def _scanner(self) -> tuple[MultiPatternScanner, list[int]]:
-            """Built once, and again only when rules are added."""
-            size = sum(len(p) for p in self._patterns.values())
-            cached = getattr(self, "_notecheck_scanner", None)
-            if cached is None or cached[0] != size:
-                ids = [match_id for match_id, patterns in self._patterns.items() for _ in patterns]
-                flat = [pattern for patterns in self._patterns.values() for pattern in patterns]
-                cached = self._notecheck_scanner = (size, MultiPatternScanner(flat), ids)
-            return cached[1], cached[2]
-
         def __call__(self, doc: Doc) -> list:
+            group = getattr(self, "_notecheck_group", None)
+            if group is None:
+                group = self._notecheck_group = _ScanGroup([self])
             prepared = matching_text(doc)
-            text, low = prepared.text, prepared.low
-            scanner, ids = self._scanner()
-            if len(low) == len(text):
-                found = scanner.scan(text, low, prepared.words)
-            else:  # lower-casing changed the length (rare letters): scan the original case-insensitively
-                found = [[m.span() for m in pattern.finditer(text)] for pattern in scanner.original]
             matches: list = []
-            for match_id, spans in zip(ids, found):
+            for match_id, spans in group.found(self, doc):
                 on_match = self._callbacks[match_id]
                 for start_char, end_char in spans:
-                    span = doc.char_span(start_char, end_char)
-                    if span is None:  # not on token boundaries: widen as medspaCy's get_token_for_char does
+                    bounds = prepared.token_span(doc, start_char, end_char)
+                    if bounds is None:  # not on token boundaries: widen as medspaCy's get_token_for_char does
                         starts = prepared.token_starts(doc)
                         start = _token_for_char(starts, start_char, self.resolve_start)
                         end = _token_for_char(starts, end_char, self.resolve_end)
-                        span = doc[start : (len(doc) if end is None else end)]
-                    if len(span):
-                        matches.append((match_id, span.start, span.end))
+                        bounds = (start, len(doc) if end is None else end)
+                    if bounds[1] > bounds[0]:
+                        matches.append((match_id, bounds[0], bounds[1]))
                         if on_match is not None:
                             on_match(self, doc, len(matches) - 1, matches)
             return matches
@@ -185,12 +215,19 @@ def _lean_medspacy_matcher_class() -> type:
     return LeanMedspacyMatcher
 
 
-def _speed_up_regex_matching(component: object) -> None:
-    matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
-    regex = getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
-    if regex is not None:
-        regex.__class__ = _fast_regex_matcher_class()
-        matcher.__class__ = _lean_medspacy_matcher_class()
+def _speed_up_regex_matching(components: list[object]) -> None:
+    """Swap in the faster matcher classes, and let the components' regex matchers share one scan per Doc."""
+    regexes = []
+    for component in components:
+        matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
+        regex = getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
+        if regex is not None:
+            regex.__class__ = _fast_regex_matcher_class()
+            matcher.__class__ = _lean_medspacy_matcher_class()
+            regexes.append(regex)
+    group = _ScanGroup(regexes)
+    for regex in regexes:
+        regex._notecheck_group = group
 
 
 def _scope(direction: str, start: int, end: int, sent_start: int, sent_end: int,
@@ -235,21 +272,24 @@ def _sentence_local_context_class() -> type:
                 is_start[0] = True
             sent_of = (numpy.cumsum(is_start) - 1).tolist()
             bounds = [*numpy.flatnonzero(is_start).tolist(), len(doc)]
-            modifiers = []
-            for match_id, start, end in matcher(doc):
-                rule = matcher.rule_map[strings[match_id]]
-                if self.max_scope:  # a fixed window instead of the sentence: ConTextModifier works it out
-                    modifiers.append(ConTextModifier(rule, start, end, doc, max_scope=self.max_scope))
-                else:
-                    n = sent_of[start]
-                    scope = _scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope)
-                    modifiers.append(ConTextModifier(rule, start, end, doc, *scope, max_scope=self.max_scope))
             by_sent_t: dict[int, list] = {}
-            by_sent_m: dict[int, list] = {}
             for t in spans:
                 by_sent_t.setdefault(sent_of[t.start], []).append(t)
-            for m in modifiers:
-                by_sent_m.setdefault(sent_of[m.modifier_span[0]], []).append(m)
+            # A modifier acts only within its sentence, so one in a sentence without targets can change nothing.
+            modifiers = []
+            by_sent_m: dict[int, list] = {}
+            for match_id, start, end in matcher(doc):
+                n = sent_of[start]
+                if n not in by_sent_t and not self.max_scope:
+                    continue
+                rule = matcher.rule_map[strings[match_id]]
+                if self.max_scope:  # a fixed window instead of the sentence: ConTextModifier works it out
+                    modifier = ConTextModifier(rule, start, end, doc, max_scope=self.max_scope)
+                else:
+                    scope = _scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope)
+                    modifier = ConTextModifier(rule, start, end, doc, *scope, max_scope=self.max_scope)
+                modifiers.append(modifier)
+                by_sent_m.setdefault(n, []).append(modifier)
             whole = ConTextGraph(prune_on_modifier_overlap=self.prune_on_target_overlap)
             whole.targets, whole.modifiers = spans, []
             for n, sent_modifiers in by_sent_m.items():
@@ -348,8 +388,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     )
     context.add([ConTextRule(**r.model_dump(exclude_none=True)) for r in book.context.context_rules])
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
-    for component in (sectionizer, matcher, context):
-        _speed_up_regex_matching(component)
+    _speed_up_regex_matching([sectionizer, matcher, context])
     context.__class__ = _sentence_local_context_class()
     sectionizer.__class__ = _header_only_sectionizer_class()
     return nlp
