@@ -74,6 +74,7 @@ _TRICKY = [
     "redislocation; predislocated; xGENERAL; MVCs; I reduced it. Dr. O'Neil reduced the hip.\r\nPLAN: f/u 2 wks",
     "\n\nProcedure:\n1. Closed reduction\nAnesthesia: general\n[ ] MAC [x] general ☒ GA ☐ spinal\n",
     "the hip (R) was dislocated 2019; no fx; s/p THA 2 years ago? family history of DDH",
+    "ſpica cast; the hıp was reduced; 50 µg fentanyl; ΜΑC; Kocher-Langenbeck (Kelvin K)",
 ]
 
 
@@ -90,7 +91,7 @@ def test_scanner_finds_exactly_what_finditer_finds():
             assert spans == [m.span() for m in pattern.finditer(text)], pattern.pattern
 
 
-_WORDS = ["hip", "dislocat", "ion", "ed", "reduc", "general", "GA", "MAC", "no", "not", "I", "Dr.", "fx", "THA",
+_WORDS = ["hip", "dislocat", "ion", "ed", "reduc", "general", "GA", "MAC", "no", "not", "I", "Dr.", "fx", "THA", "ſ", "µ",
           "L", "R", "left", "2019", "S73.01", "27250", "spica", "traction", "\n", " ", "  ", ":", "[x]", "☐", "-",
           "post", "pre", "was", "sedation", "anesthesia", "open", "closed", "?", "(", ")", "é", "_"]
 

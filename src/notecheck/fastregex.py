@@ -368,6 +368,18 @@ def _fold_extras() -> frozenset[str]:
 _FOLD_EXTRAS = _fold_extras()
 
 
+def _fold_risks(patterns: list[re.Pattern[str]]) -> frozenset[str]:
+    """The special characters that matter for these patterns: those re.IGNORECASE equates with a character the
+    patterns use ("ſ" with "s"), other than by lower-casing. A micro sign in a note is no reason to scan in full."""
+    used = {ch for p in patterns if isinstance(p.pattern, str) for ch in p.pattern.lower()}
+    risky = set()
+    for extra in _FOLD_EXTRAS:
+        same = re.compile(re.escape(extra), re.IGNORECASE)
+        if any(ch != extra.lower() and same.fullmatch(ch) for ch in used):
+            risky.add(extra)
+    return frozenset(risky)
+
+
 class _WordIndex:
     """Which patterns may begin at the start of a given word, from their start literals; remembered per word."""
 
@@ -412,6 +424,7 @@ class MultiPatternScanner:
 
     def __init__(self, patterns: list[re.Pattern[str]]) -> None:
         self.original = patterns
+        self.fold_risks = _fold_risks(patterns)
         self.full: list[tuple[int, re.Pattern[str], bool]] = []  # (index, pattern, runs on the lower-cased text)
         self.words = _WordIndex()  # patterns that begin at a word start
         self.lines = _WordIndex()  # patterns that begin at a line start, by the line's first word
@@ -436,7 +449,7 @@ class MultiPatternScanner:
     def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
         """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
         patterns = self.original
-        if not low.isascii() and not _FOLD_EXTRAS.isdisjoint(low):
+        if not low.isascii() and not self.fold_risks.isdisjoint(low):
             return [[m.span() for m in pattern.finditer(text)] for pattern in patterns]
         hits: list[list[tuple[int, int]]] = [[] for _ in patterns]
         for i, pattern, on_low in self.full:
@@ -512,7 +525,7 @@ class MatchingText:
         self.text = text
         self.low = text.lower()
         self._words: Optional[list[tuple[int, str]]] = None
-        self._tokens: Optional[tuple[int, list[int], dict[int, int], dict[int, int]]] = None
+        self._tokens: Optional[tuple[int, list[int], list[int], dict[int, int], dict[int, int]]] = None
         self.scans: dict[int, Any] = {}  # results of scans shared by several matchers, by scan group
 
     @property
@@ -521,15 +534,20 @@ class MatchingText:
             self._words = word_starts(self.low)
         return self._words
 
-    def _token_bounds(self, doc: Any) -> tuple[int, list[int], dict[int, int], dict[int, int]]:
+    def _token_bounds(self, doc: Any) -> tuple[int, list[int], list[int], dict[int, int], dict[int, int]]:
+        """Token start offsets and lengths, and maps from a start or end offset to its token; built once per Doc."""
         if self._tokens is None or self._tokens[0] != len(doc):
-            from spacy.attrs import IDX, LENGTH
-
-            rows = doc.to_array([IDX, LENGTH]).tolist()
-            starts = [start for start, _ in rows]
-            self._tokens = (len(doc), starts, {start: i for i, start in enumerate(starts)},
-                            {start + length: i for i, (start, length) in enumerate(rows)})
+            starts = doc.to_array("IDX").tolist()
+            lengths = doc.to_array("LENGTH").tolist()
+            n = len(starts)
+            self._tokens = (n, starts, lengths, dict(zip(starts, range(n))),
+                            dict(zip(map(int.__add__, starts, lengths), range(n))))
         return self._tokens
+
+    def token_rows(self, doc: Any) -> tuple[list[int], list[int]]:
+        """(start offsets, lengths) of the Doc's tokens."""
+        bounds = self._token_bounds(doc)
+        return bounds[1], bounds[2]
 
     def token_starts(self, doc: Any) -> list[int]:
         return self._token_bounds(doc)[1]
@@ -537,7 +555,7 @@ class MatchingText:
     def token_span(self, doc: Any, start_char: int, end_char: int) -> Optional[tuple[int, int]]:
         """(first token, end token) when the characters are exactly tokens, as doc.char_span(start, end) does,
         without building a Span; None otherwise."""
-        _, _, by_start, by_end = self._token_bounds(doc)
+        _, _, _, by_start, by_end = self._token_bounds(doc)
         first, last = by_start.get(start_char), by_end.get(end_char)
         if first is None or last is None or last < first:
             return None

@@ -75,38 +75,47 @@ def defer_quickumls() -> None:
         sys.modules.pop("quickumls.spacy_component", None)
 
 
+_BREAK_OR_END = re.compile(r"[\n\r.!?]")
+
+
 @Language.component("notecheck_sentences")
 def split_sentences(doc: Doc) -> Doc:
     """Start a sentence after . ! ? (unless a lower-case word follows) and at each line break, unless the line looks
-    hard-wrapped mid-sentence (long, no closing punctuation, next line starts lower-case). Works on plain lists of
-    token texts and offsets and writes all boundaries at once: this runs on every note, so it must be cheap."""
+    hard-wrapped mid-sentence (long, no closing punctuation, next line starts lower-case). Only the tokens that hold
+    a line break or are a full stop can start a sentence after them, so only those are looked at; all boundaries are
+    written at once. This runs on every note, so it must be cheap."""
     n = len(doc)
     if n == 0:
         return doc
     text = matching_text(doc).text
-    words = [t.text for t in doc]
-    starts = [1] + [0] * (n - 1)  # SENT_START: 1 = starts a sentence, -1 = does not
-    start_next = False
-    for i in range(n):
-        w = words[i]
-        if i:
-            starts[i] = 1 if start_next else -1
-        first = w[:1]
-        if first in ("\n", "\r") or (w.isspace() and "\n" in w):
-            if i:
-                starts[i] = -1  # the line break belongs to the sentence it ends
-            idx = doc[i].idx
-            line_start = text.rfind("\n", 0, idx) + 1
-            line = text[line_start:idx].rstrip()
-            nxt = words[i + 1] if i + 1 < n else ""
+    offsets, lengths = matching_text(doc).token_rows(doc)
+    sent = [-1] * n  # SENT_START: 1 = starts a sentence, -1 = does not
+    sent[0] = 1
+    last = -1
+    breaks: list[int] = []
+    for found in _BREAK_OR_END.finditer(text):
+        i = bisect.bisect_right(offsets, found.start()) - 1
+        if i == last:
+            continue
+        last = i
+        start = offsets[i]
+        w = text[start : start + lengths[i]]
+        nxt = text[offsets[i + 1] : offsets[i + 1] + 1] if i + 1 < n else ""
+        if w[:1] in ("\n", "\r") or (w.isspace() and "\n" in w):
+            breaks.append(i)
+            line = text[text.rfind("\n", 0, start) + 1 : start].rstrip()
             # A continuation line in a "LABEL:   value" template is indented far past the label.
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and (nxt[:1].islower() or indent >= _CONTINUATION_INDENT))
-            start_next = not wrapped
-            continue
-        start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
-    doc.from_array([SENT_START], numpy.asarray(starts, dtype="int64").astype("uint64").reshape(-1, 1))
+                       and (nxt.islower() or indent >= _CONTINUATION_INDENT))
+            if not wrapped and i + 1 < n:
+                sent[i + 1] = 1
+        elif w in _END_PUNCT and not nxt.islower() and i + 1 < n:
+            sent[i + 1] = 1
+    for i in breaks:  # a line break belongs to the sentence it ends
+        if i:
+            sent[i] = -1
+    doc.from_array([SENT_START], numpy.asarray(sent, dtype="int64").astype("uint64").reshape(-1, 1))
     return doc
 
 

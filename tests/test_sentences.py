@@ -1,0 +1,55 @@
+"""The sentence splitter looks only at line breaks and full stops; it must give the boundaries of the plain
+token-by-token rule it implements, on every note we have and on awkward layouts."""
+
+import pytest
+
+from conftest import ROOT
+from notecheck.pipeline import _CONTINUATION_INDENT, _END_PUNCT, _WRAP_MIN_LINE
+
+NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+
+
+def _reference(doc):
+    """The rule, token by token: a sentence starts after . ! ? (unless a lower-case word follows) and after a line
+    break, unless the line looks hard-wrapped."""
+    text, words, n = doc.text, [t.text for t in doc], len(doc)
+    starts, start_next = [True] + [False] * (n - 1), False
+    for i in range(n):
+        w = words[i]
+        if i:
+            starts[i] = start_next
+        if w[:1] in ("\n", "\r") or (w.isspace() and "\n" in w):
+            if i:
+                starts[i] = False
+            idx = doc[i].idx
+            line = text[text.rfind("\n", 0, idx) + 1 : idx].rstrip()
+            nxt = words[i + 1] if i + 1 < n else ""
+            indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
+            wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
+                       and (nxt[:1].islower() or indent >= _CONTINUATION_INDENT))
+            start_next = not wrapped
+            continue
+        start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
+    return starts
+
+
+AWKWARD = [
+    "", "x", ".", "\n", "Hip reduced.\n\n\nNext. next? Yes!", "Dr. Smith reduced it. 2.5 mg. ...\r\n  \n  indented",
+    "A long line that goes on and on without any closing punctuation at all here\ncontinues in lower case",
+    "LABEL:      value that is long enough to wrap past sixty characters of the line\n" + " " * 12 + "Continued",
+    "ends with a break\n", "?!", "a.\nb", "  leading spaces.  Two  spaces .",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_awkward_layouts(checker, text):
+    doc = checker.nlp.get_pipe("notecheck_sentences")(checker._make_doc(text))
+    if len(doc):
+        assert [bool(t.is_sent_start) for t in doc] == _reference(doc)
+
+
+def test_every_note(checker):
+    split = checker.nlp.get_pipe("notecheck_sentences")
+    for note in NOTES:
+        doc = split(checker._make_doc(note.read_text(encoding="utf-8", errors="replace")))
+        assert [bool(t.is_sent_start) for t in doc] == _reference(doc), note.name
