@@ -53,3 +53,14 @@ def test_every_note(checker):
     for note in NOTES:
         doc = split(checker._make_doc(note.read_text(encoding="utf-8", errors="replace")))
         assert [bool(t.is_sent_start) for t in doc] == _reference(doc), note.name
+
+
+def test_tokens_are_spacys_english_tokens(checker):
+    """The tokenizer drops only spaCy's URL matcher: every note we have gets spaCy's stock English tokens."""
+    import spacy
+
+    stock = spacy.blank("en")
+    assert checker.nlp.tokenizer.url_match is None
+    for note in NOTES:
+        text = note.read_text(encoding="utf-8", errors="replace")
+        assert [t.text for t in checker.nlp.make_doc(text)] == [t.text for t in stock.make_doc(text)], note.name

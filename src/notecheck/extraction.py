@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pydantic import TypeAdapter
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -57,21 +58,26 @@ class Mention:
 
     labelled: bool = False
 
-    def evidence(self, field_name: Optional[str] = None, value: Any = None) -> Evidence:
-        val = self.value if value is None else value
-        return Evidence(
-            field=field_name or self.field,
-            value=None if val is None else str(val).lower() if isinstance(val, bool) else str(val),
-            text=self.text,
-            start=self.start,
-            end=self.end,
-            section=self.section,
-            rule=self.rule,
-            modifiers=[m[1] for m in self.modifiers],
-            counted=self.counted,
-            labelled=self.labelled,
+    def evidence_row(self, field_name: Optional[str] = None) -> dict[str, Any]:
+        """The fields of this mention's Evidence; rows are validated into Evidence all at once (one call, not one per
+        mention)."""
+        val = self.value
+        return {
+            "field": field_name or self.field,
+            "value": None if val is None else str(val).lower() if isinstance(val, bool) else str(val),
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "section": self.section,
+            "rule": self.rule,
+            "modifiers": [m[1] for m in self.modifiers],
+            "counted": self.counted,
+            "labelled": self.labelled,
             **self.flags,
-        )
+        }
+
+
+_EVIDENCE_LIST = TypeAdapter(list[Evidence])
 
 
 def _quotable_text(doc: Doc) -> str:
@@ -117,7 +123,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     kept.sort(key=lambda r: (r[0], r[2]))
     out: list[Mention] = []
     prepared = matching_text(doc)
-    text, token_starts = prepared.text, prepared.token_starts(doc)
+    text, token_starts, target_rules = prepared.text, prepared.token_starts(doc), prepared.target_rules
     quote = _quotable_text(doc)
     # ConText's graph holds each target's modifiers: read them there, not through five Span extensions per target.
     modifiers_of: dict[tuple[int, int, int], list[Any]] = {}
@@ -127,10 +133,10 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     code_label = re.compile(policy.code_label_pattern)
     n_tokens = len(sections)
     for start_char, end_char, label, span in kept:
-        rule = span._.target_rule
+        first, key = span.start, (span.start, span.end, span.label)
+        rule = target_rules.get(key) or span._.target_rule
         meta = dict(rule.metadata or {})
-        first = span.start
-        modifiers = modifiers_of.get((first, span.end, span.label), ())
+        modifiers = modifiers_of.get(key, ())
         flags = dict.fromkeys(_FLAG_ATTRS, False)
         for mod in modifiers:
             flag = CONTEXT_FLAGS.get(mod.category)
@@ -306,7 +312,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     by_field: dict[str, list[Mention]] = {}
     for m in mentions:
         by_field.setdefault(m.field, []).append(m)
-    evidence: list[Evidence] = []
+    rows: list[dict[str, Any]] = []
     icd = []
     for m in by_field.get("icd10_code", []):
         code = m.text.upper()
@@ -338,7 +344,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     imaging_pre = imaging_post = fluoroscopy = False
     for m, when in _imaging(mentions, policy):
         field_name = f"imaging_{when}" if when and m.counted else "imaging"
-        evidence.append(m.evidence(field_name))
+        rows.append(m.evidence_row(field_name))
         if m.counted and when == "pre":
             imaging_pre = True
         if m.counted and when == "post":
@@ -346,8 +352,9 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         if m.counted and m.value == "fluoroscopy":
             fluoroscopy = True
     # Built last, so that discounts applied during resolution (other side, option lists) show in the evidence.
-    evidence += [m.evidence() for m in mentions if m.field != "imaging"]
-    evidence.sort(key=lambda e: (e.start, e.field))
+    rows += [m.evidence_row() for m in mentions if m.field != "imaging"]
+    rows.sort(key=lambda e: (e["start"], e["field"]))
+    evidence: list[Evidence] = _EVIDENCE_LIST.validate_python(rows)
 
     manipulation = values.get("manipulation")
     findings = Findings(

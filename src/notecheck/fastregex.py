@@ -519,7 +519,7 @@ def line_starts(text: str) -> list[int]:
 class MatchingText:
     """A Doc's text prepared once for every matcher: spaCy joins every token each time doc.text is read."""
 
-    __slots__ = ("text", "low", "_words", "_tokens", "scans")
+    __slots__ = ("text", "low", "_words", "_tokens", "scans", "target_rules")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -527,6 +527,7 @@ class MatchingText:
         self._words: Optional[list[tuple[int, str]]] = None
         self._tokens: Optional[tuple[int, list[int], list[int], dict[int, int], dict[int, int]]] = None
         self.scans: dict[int, Any] = {}  # results of scans shared by several matchers, by scan group
+        self.target_rules: dict[tuple[int, int, int], Any] = {}  # (start, end, label) -> the TargetRule that matched
 
     @property
     def words(self) -> list[tuple[int, str]]:

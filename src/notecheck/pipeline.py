@@ -319,6 +319,39 @@ def _sentence_local_context_class() -> type:
 
 
 @lru_cache(maxsize=None)
+def _rule_keeping_target_matcher_class() -> type:
+    """medspaCy's TargetMatcher, recording which rule matched each span by (start, end, label) on the Doc's prepared
+    text. span._.target_rule alone is not enough: spaCy keys Span extensions by character offsets only, so two spans
+    over the same words with different labels ("I reduced": manipulation and surgeon role) share one value."""
+    from medspacy.target_matcher import TargetMatcher
+    from spacy.tokens import Span
+
+    class RuleKeepingTargetMatcher(TargetMatcher):
+        def __call__(self, doc: Doc) -> Any:
+            if self.result_type is None or self.result_type.lower() != "group":
+                return super().__call__(doc)
+            matcher = self._TargetMatcher__matcher
+            strings = self.nlp.vocab.strings
+            rules = matching_text(doc).target_rules
+            spans = []
+            for rule_id, start, end in matcher(doc):
+                rule = matcher.rule_map[strings[rule_id]]
+                span = Span(doc, start=start, end=end, label=rule.category)
+                span._.target_rule = rule
+                for attribute, value in (rule.attributes or {}).items():
+                    setattr(span._, attribute, value)
+                rules[(start, end, span.label)] = rule
+                spans.append(span)
+            if self.span_group_name in doc.spans:
+                doc.spans[self.span_group_name] += spans
+            else:
+                doc.spans[self.span_group_name] = spans
+            return doc
+
+    return RuleKeepingTargetMatcher
+
+
+@lru_cache(maxsize=None)
 def _header_only_sectionizer_class() -> type:
     """medspaCy 1.3.1's Sectionizer writes token._.section on every token of the note (a third of its time); we read
     sections only from doc._.sections. This subclass builds the same doc._.sections and skips the per-token writes.
@@ -362,6 +395,9 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     from notecheck.extraction import CONTEXT_FLAGS  # also registers notecheck_findings and the Span flags
 
     nlp = spacy.blank("en")
+    # spaCy's English tokenizer tries its URL pattern on every chunk of text (a tenth of its time on our notes); no
+    # rule of ours looks at URLs, and without it the tokens of every note we have are the same (tests/test_sentences).
+    nlp.tokenizer.url_match = None
     nlp.add_pipe("notecheck_sentences")
     sectionizer = nlp.add_pipe(
         "medspacy_sectionizer",
@@ -400,4 +436,5 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     _speed_up_regex_matching([sectionizer, matcher, context])
     context.__class__ = _sentence_local_context_class()
     sectionizer.__class__ = _header_only_sectionizer_class()
+    matcher.__class__ = _rule_keeping_target_matcher_class()
     return nlp
