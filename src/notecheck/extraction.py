@@ -5,9 +5,10 @@ why); only mentions that count feed the findings. How conflicting mentions resol
 """
 
 
+import bisect
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from pydantic import TypeAdapter
@@ -40,7 +41,7 @@ for _attr in (*_FLAG_ATTRS, "is_pre_reduction", "is_post_reduction"):
         Span.set_extension(_attr, default=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Mention:
     """A target span with what it means; the working form before it becomes Evidence."""
 
@@ -87,27 +88,55 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _token_sections(doc: Doc) -> list[Optional[str]]:
-    cats: list[Optional[str]] = [None] * len(doc)
+def _section_finder(doc: Doc) -> Any:
+    """token index -> section category (None before any header), by bisection over the sections' first tokens."""
+    rows = []
     for sec in getattr(doc._, "sections", None) or []:
-        if sec.category is None:
-            continue
-        start = sec.title_start if sec.title_start is not None else sec.body_start
-        for i in range(start, min(sec.body_end, len(doc))):
-            cats[i] = sec.category
-    return cats
+        if sec.category is not None:
+            rows.append((sec.title_start if sec.title_start is not None else sec.body_start, sec.body_end, sec.category))
+    rows.sort()
+    firsts = [r[0] for r in rows]
+
+    def section_of(token: int) -> Optional[str]:
+        k = bisect.bisect_right(firsts, token) - 1
+        while k >= 0:
+            if token < rows[k][1]:
+                return rows[k][2]
+            k -= 1
+        return None
+
+    return section_of
+
+
+_Target = tuple[int, int, str, int, int, int, Any]  # start_char, end_char, label, start, end, label id, rule
+
+
+def _targets(doc: Doc, prepared: Any) -> list[_Target]:
+    """Every target span with its rule: from what our target matcher recorded when that covers the span group, else
+    from the Spans themselves."""
+    n_spans = len(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else 0
+    if prepared.targets is not None and len(prepared.targets) == n_spans:
+        starts, lengths = prepared.token_rows(doc)
+        strings, names = doc.vocab.strings, {}
+        out = []
+        for start, end, label, rule in prepared.targets:
+            name = names.get(label)
+            if name is None:
+                name = names[label] = strings[label]
+            out.append((starts[start], starts[end - 1] + lengths[end - 1], name, start, end, label, rule))
+        return out
+    spans = list(doc.spans[SPAN_GROUP]) if n_spans else []
+    return [(s.start_char, s.end_char, s.label_, s.start, s.end, s.label, s._.target_rule) for s in spans]
 
 
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
-    sections = _token_sections(doc)
-    spans: list[Span] = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+    prepared = matching_text(doc)
+    section_of = _section_finder(doc)
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
-    # Each span's offsets and label are read once into a plain tuple (Span attributes are not free).
-    by_field: dict[str, list[tuple[int, int, str, Span]]] = {}
-    for span in spans:
-        label = span.label_
-        by_field.setdefault(label, []).append((span.start_char, span.end_char, label, span))
-    kept: list[tuple[int, int, str, Span]] = []
+    by_field: dict[str, list[_Target]] = {}
+    for row in _targets(doc, prepared):
+        by_field.setdefault(row[2], []).append(row)
+    kept: list[_Target] = []
     for group in by_field.values():
         # Sorted by start, longest first: a span is inside a strictly longer one when an earlier span reaches past
         # its end, or reaches exactly its end from an earlier start. One pass, so long notes stay linear.
@@ -122,8 +151,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                 kept.append(row)
     kept.sort(key=lambda r: (r[0], r[2]))
     out: list[Mention] = []
-    prepared = matching_text(doc)
-    text, token_starts, target_rules = prepared.text, prepared.token_starts(doc), prepared.target_rules
+    text, token_starts = prepared.text, prepared.token_starts(doc)
     quote = _quotable_text(doc)
     # ConText's graph holds each target's modifiers: read them there, not through five Span extensions per target.
     modifiers_of: dict[tuple[int, int, int], list[Any]] = {}
@@ -131,10 +159,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     for target, modifier in getattr(graph, "edges", None) or []:
         modifiers_of.setdefault((target.start, target.end, target.label), []).append(modifier)
     code_label = re.compile(policy.code_label_pattern)
-    n_tokens = len(sections)
-    for start_char, end_char, label, span in kept:
-        first, key = span.start, (span.start, span.end, span.label)
-        rule = target_rules.get(key) or span._.target_rule
+    for start_char, end_char, label, first, end, label_id, rule in kept:
+        key = (first, end, label_id)
         meta = dict(rule.metadata or {})
         modifiers = modifiers_of.get(key, ())
         flags = dict.fromkeys(_FLAG_ATTRS, False)
@@ -144,7 +170,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                 flags[flag] = True
         if meta.get("ignore_negation"):
             flags["is_negated"] = False
-        section = sections[first] if first < n_tokens else None
+        section = section_of(first)
         mods = []
         for mod in modifiers:
             ms, me = mod.modifier_span
@@ -179,15 +205,14 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         out.append(mention)
         if flags["is_negated"] and not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"]):
             for implied_field, implied_value in (meta.get("negated_implies") or {}).items():
-                out.append(Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value, "counted": True,
-                                      "rule": f"{rule.literal} (negated: {implied_field} {implied_value})",
-                                      "meta": {"implied": True}}))
+                out.append(replace(mention, field=implied_field, value=implied_value, counted=True,
+                                   rule=f"{rule.literal} (negated: {implied_field} {implied_value})",
+                                   meta={"implied": True}))
         if not flags["is_negated"] and counted:
             for implied_field, implied_value in (meta.get("implies") or {}).items():
-                derived = Mention(**{**mention.__dict__, "field": implied_field, "value": implied_value,
-                                     "rule": f"{rule.literal} (implies {implied_field})",
-                                     "meta": {"implied": True, "from_code": bool(meta.get("from_code"))}})
-                out.append(derived)
+                out.append(replace(mention, field=implied_field, value=implied_value,
+                                   rule=f"{rule.literal} (implies {implied_field})",
+                                   meta={"implied": True, "from_code": bool(meta.get("from_code"))}))
     if policy.option_list is not None:
         _discount_option_lists(text, out, policy)
     return out

@@ -320,9 +320,10 @@ def _sentence_local_context_class() -> type:
 
 @lru_cache(maxsize=None)
 def _rule_keeping_target_matcher_class() -> type:
-    """medspaCy's TargetMatcher, recording which rule matched each span by (start, end, label) on the Doc's prepared
-    text. span._.target_rule alone is not enough: spaCy keys Span extensions by character offsets only, so two spans
-    over the same words with different labels ("I reduced": manipulation and surgeon role) share one value."""
+    """medspaCy's TargetMatcher, also recording each target as (start, end, label, rule) on the Doc's prepared text,
+    which extraction reads without building Spans again. span._.target_rule alone is not enough: spaCy keys Span
+    extensions by character offsets only, so two spans over the same words with different labels ("I reduced":
+    manipulation and surgeon role) share one value."""
     from medspacy.target_matcher import TargetMatcher
     from spacy.tokens import Span
 
@@ -332,7 +333,10 @@ def _rule_keeping_target_matcher_class() -> type:
                 return super().__call__(doc)
             matcher = self._TargetMatcher__matcher
             strings = self.nlp.vocab.strings
-            rules = matching_text(doc).target_rules
+            prepared = matching_text(doc)
+            if prepared.targets is None:
+                prepared.targets = []
+            records = prepared.targets
             spans = []
             for rule_id, start, end in matcher(doc):
                 rule = matcher.rule_map[strings[rule_id]]
@@ -340,7 +344,7 @@ def _rule_keeping_target_matcher_class() -> type:
                 span._.target_rule = rule
                 for attribute, value in (rule.attributes or {}).items():
                     setattr(span._, attribute, value)
-                rules[(start, end, span.label)] = rule
+                records.append((start, end, span.label, rule))
                 spans.append(span)
             if self.span_group_name in doc.spans:
                 doc.spans[self.span_group_name] += spans
