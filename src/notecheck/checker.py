@@ -12,7 +12,7 @@ from spacy.tokens import Doc
 from notecheck.extraction import ORIGINAL_TEXT_KEY
 from notecheck.fastregex import remember_text
 from notecheck.models import CheckResult
-from notecheck.pipeline import build_pipeline
+from notecheck.pipeline import build_pipeline, clear_caches
 from notecheck.reading import Note, normalize_for_matching, read_note
 from notecheck.rulebook import Rulebook, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, validate
@@ -76,6 +76,11 @@ class Checker:
         doc.user_data[ORIGINAL_TEXT_KEY] = text
         remember_text(doc, normalized)
         return doc
+
+    def clear_caches(self) -> None:
+        """Forget what speeds up later notes (tokenizer affix results, rules worth trying per word): bounded, in
+        memory only, holding strings from notes already checked, as spaCy's own vocabulary does."""
+        clear_caches(self.nlp)
 
     def check_note(self, note: Note, claimed_code: Optional[str] = None) -> CheckResult:
         return self.check_text(note.text, source=note.source, claimed_code=claimed_code, warnings=note.warnings)

@@ -450,6 +450,11 @@ class MultiPatternScanner:
                 fast = lowered(source) if case_blind else None
                 self.full.append((i, fast if fast is not None else pattern, fast is not None))
 
+    def clear_caches(self) -> None:
+        """Forget the per-word candidates remembered from notes already scanned."""
+        self.words.remembered.clear()
+        self.lines.remembered.clear()
+
     def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
         """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
         patterns = self.original

@@ -152,6 +152,10 @@ class _ScanGroup:
             self._built = (sizes, MultiPatternScanner(flat), owners)
         return self._built[1], self._built[2]
 
+    def clear_caches(self) -> None:
+        if self._built is not None:
+            self._built[1].clear_caches()
+
     def found(self, matcher: Any, doc: Doc) -> list[tuple[int, list[tuple[int, int]]]]:
         """(match id, character spans) for each of this matcher's patterns, in the order it holds them."""
         from notecheck.fastregex import matching_text
@@ -390,6 +394,40 @@ def _header_only_sectionizer_class() -> type:
     return HeaderOnlySectionizer
 
 
+_AFFIX_MEMO_SIZE = 50_000  # distinct text chunks remembered per affix search (a few MB at most)
+
+
+def _memoize_affixes(tokenizer: Any) -> None:
+    """spaCy's tokenizer runs its prefix, suffix and infix regexes on every chunk of text it has not cached, and it
+    caches nothing after the first special case in a Doc (a note's "Dr." is enough), so the same words are split
+    again and again. The searches are pure functions of the chunk: remember their results (bounded, per process).
+    Tokens are unchanged; tests/test_sentences.py compares them with spaCy's on every note."""
+    for name, as_list in (("prefix_search", False), ("suffix_search", False), ("infix_finditer", True)):
+        search = getattr(tokenizer, name)
+        if search is None or not hasattr(search, "__self__"):
+            continue
+        memo = lru_cache(maxsize=_AFFIX_MEMO_SIZE)((lambda text, f=search: list(f(text))) if as_list else search)
+        memo.__self__ = search.__self__  # type: ignore[attr-defined]  # spaCy serialises the regex from __self__
+        setattr(tokenizer, name, memo)
+
+
+def clear_caches(nlp: Language) -> None:
+    """Forget what the pipeline remembers of notes already seen: tokenizer affix results and the rules worth trying
+    at each word. Both are bounded and only make later notes faster; like spaCy's own vocabulary they hold strings
+    from earlier notes, in memory only."""
+    tokenizer = nlp.tokenizer
+    for name in ("prefix_search", "suffix_search", "infix_finditer"):
+        clear = getattr(getattr(tokenizer, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
+    for _, component in nlp.pipeline:
+        for value in vars(component).values():
+            regex = getattr(value, "_MedspacyMatcher__regex_matcher", None)
+            group = getattr(regex, "_notecheck_group", None)
+            if group is not None:
+                group.clear_caches()
+
+
 def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings."""
     from medspacy.context import ConTextRule
@@ -402,6 +440,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     # spaCy's English tokenizer tries its URL pattern on every chunk of text (a tenth of its time on our notes); no
     # rule of ours looks at URLs, and without it the tokens of every note we have are the same (tests/test_sentences).
     nlp.tokenizer.url_match = None
+    _memoize_affixes(nlp.tokenizer)
     nlp.add_pipe("notecheck_sentences")
     sectionizer = nlp.add_pipe(
         "medspacy_sectionizer",

@@ -64,3 +64,20 @@ def test_tokens_are_spacys_english_tokens(checker):
     for note in NOTES:
         text = note.read_text(encoding="utf-8", errors="replace")
         assert [t.text for t in checker.nlp.make_doc(text)] == [t.text for t in stock.make_doc(text)], note.name
+
+
+def test_remembered_affixes_change_nothing(checker):
+    """Memoised tokenizer searches only save time: results with warm caches equal results after clearing them,
+    and the tokenizer still serialises as spaCy's does."""
+    text = (ROOT / "sample_notes").glob("*.txt").__next__().read_text(encoding="utf-8")
+    warm = checker.check(text).model_dump()
+    checker.clear_caches()
+    assert checker.nlp.tokenizer.suffix_search.cache_info().currsize == 0
+    assert checker.check(text).model_dump() == warm
+    assert checker.nlp.tokenizer.suffix_search.cache_info().currsize > 0
+    data = checker.nlp.tokenizer.to_bytes()
+    import spacy
+
+    fresh = spacy.blank("en")
+    fresh.tokenizer.from_bytes(data)
+    assert [t.text for t in fresh.make_doc(text)] == [t.text for t in checker.nlp.make_doc(text)]
