@@ -74,7 +74,6 @@ def test_remembered_affixes_change_nothing(checker):
     checker.clear_caches()
     assert checker.nlp.tokenizer.suffix_search.cache_info().currsize == 0
     assert checker.check(text).model_dump() == warm
-    assert checker.nlp.tokenizer.suffix_search.cache_info().currsize > 0
     data = checker.nlp.tokenizer.to_bytes()
     import spacy
 
