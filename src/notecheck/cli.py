@@ -247,7 +247,7 @@ def serve(
     try:
         import uvicorn
 
-        from notecheck.service import create_app
+        from notecheck.service import NoDelayH11Protocol, create_app, settle_heap
     except ImportError:
         raise _fail("the HTTP service needs the optional extra: pip install 'notecheck[service]'") from None
     from notecheck.checker import Checker
@@ -262,14 +262,15 @@ def serve(
         if token:
             os.environ["NOTECHECK_TOKEN"] = token
         uvicorn.run("notecheck.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False)
+                    log_level=log_level, access_log=False, http=NoDelayH11Protocol)
         return
     try:
         checker = Checker(patterns_dir=patterns)
     except RulebookError as exc:
         raise _fail(str(exc)) from None
     app_ = create_app(checker, token=token, max_bytes=max_bytes, timeout=timeout, max_batch=max_batch)
-    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+    settle_heap()
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=NoDelayH11Protocol)
 
 
 @app.command()

@@ -8,9 +8,11 @@ time limit gets 503 and the request ends, so a client is never left hanging.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,26 @@ from notecheck.validation import ValidationInputError
 
 log = logging.getLogger("notecheck.service")
 TOKEN_ENV = "NOTECHECK_TOKEN"
+
+try:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+except ImportError:  # pragma: no cover - uvicorn comes with the same extra as FastAPI
+    H11Protocol = object  # type: ignore[assignment,misc]
+
+
+class NoDelayH11Protocol(H11Protocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection. With --workers > 1 the sockets
+    that uvicorn hands its worker processes do not get asyncio's usual TCP_NODELAY, and a response's headers and body,
+    written separately, then wait on the client's delayed ACK: every request took 40 ms more than its check."""
+
+    def connection_made(self, transport: Any) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        super().connection_made(transport)
 
 
 class CheckRequest(BaseModel):
@@ -55,6 +77,7 @@ def create_app(checker: Optional[Checker] = None, *, token: Optional[str] = None
                threads: int = 4) -> FastAPI:
     """Build the app around one shared Checker (built here when not given)."""
     checker = checker or Checker()
+    checker.check("warm-up")  # the pipeline builds its scanner on first use: not on a caller's request
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="notecheck")
     app = FastAPI(title="notecheck", version=_version(),
@@ -136,13 +159,24 @@ def create_app(checker: Optional[Checker] = None, *, token: Optional[str] = None
     return app
 
 
+def settle_heap() -> None:
+    """For a process that only serves: move everything built so far (the pipeline, the rules) out of the garbage
+    collector's view. Its full collections would otherwise walk all of it every so often, mid-request: at 4
+    concurrent clients that put p99 latency at 100 ms instead of 20 ms. Not done in create_app, so that an app
+    mounted in someone else's process leaves their heap alone."""
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: settings come from NOTECHECK_* variables."""
     env = os.environ
-    return create_app(Checker(patterns_dir=env.get("NOTECHECK_PATTERNS") or None), token=env.get(TOKEN_ENV) or None,
-                      max_bytes=int(env.get("NOTECHECK_MAX_BYTES", DEFAULT_MAX_BYTES)),
-                      timeout=float(env.get("NOTECHECK_TIMEOUT", "10")),
-                      max_batch=int(env.get("NOTECHECK_MAX_BATCH", "50")))
+    app = create_app(Checker(patterns_dir=env.get("NOTECHECK_PATTERNS") or None), token=env.get(TOKEN_ENV) or None,
+                     max_bytes=int(env.get("NOTECHECK_MAX_BYTES", DEFAULT_MAX_BYTES)),
+                     timeout=float(env.get("NOTECHECK_TIMEOUT", "10")),
+                     max_batch=int(env.get("NOTECHECK_MAX_BATCH", "50")))
+    settle_heap()  # a worker process that only serves
+    return app
 
 
 def _authorised(request: Request, token: str) -> bool:
