@@ -35,3 +35,19 @@ def test_token_for_char_agrees_with_medspacy(checker, text):
         for resolve in ("left", "right"):
             theirs = get_token_for_char(doc, char, resolve=resolve)
             assert _token_for_char(starts, char, resolve) == (None if theirs is None else theirs.i), (char, resolve)
+
+
+def test_span_extensions_on_request(checker):
+    """By default the pipeline skips medspaCy's per-span extensions (extraction reads the same facts elsewhere);
+    span_extensions=True writes them, and the check result is the same either way."""
+    from notecheck.pipeline import build_pipeline
+
+    text = "Closed reduction of the left hip. No femoral head fracture. Risks of general anesthesia were discussed."
+    nlp = build_pipeline(checker.book, span_extensions=True)
+    doc = nlp(checker._make_doc(text))
+    spans = {s.text: s for s in doc.spans["notecheck"]}
+    assert spans["femoral head fracture"]._.is_negated
+    assert spans["femoral head fracture"]._.target_rule.category == "femoral_head_fracture"
+    plain = checker.nlp(checker._make_doc(text))
+    assert all(s._.target_rule is None for s in plain.spans["notecheck"])
+    assert doc._.findings == plain._.findings and doc._.evidence == plain._.evidence

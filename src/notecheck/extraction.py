@@ -164,6 +164,9 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         meta = dict(rule.metadata or {})
         modifiers = modifiers_of.get(key, ())
         flags = dict.fromkeys(_FLAG_ATTRS, False)
+        for attribute, setting in (rule.attributes or {}).items():  # a TargetRule may set a flag itself
+            if attribute in flags:
+                flags[attribute] = bool(setting)
         for mod in modifiers:
             flag = CONTEXT_FLAGS.get(mod.category)
             if flag in flags:

@@ -312,10 +312,11 @@ def _sentence_local_context_class() -> type:
                 graph.apply_modifiers()
                 whole.modifiers.extend(graph.modifiers)
                 whole.edges.extend(graph.edges)
-            for target, modifier in whole.edges:
-                target._.modifiers += (modifier,)
-            if self.context_attributes_mapping:
-                self.set_context_attributes(whole.edges)
+            if getattr(self, "notecheck_span_extensions", True):
+                for target, modifier in whole.edges:
+                    target._.modifiers += (modifier,)
+                if self.context_attributes_mapping:
+                    self.set_context_attributes(whole.edges)
             doc._.context_graph = whole
             return doc
 
@@ -341,13 +342,15 @@ def _rule_keeping_target_matcher_class() -> type:
             if prepared.targets is None:
                 prepared.targets = []
             records = prepared.targets
+            extensions = getattr(self, "notecheck_span_extensions", True)
             spans = []
             for rule_id, start, end in matcher(doc):
                 rule = matcher.rule_map[strings[rule_id]]
                 span = Span(doc, start=start, end=end, label=rule.category)
-                span._.target_rule = rule
-                for attribute, value in (rule.attributes or {}).items():
-                    setattr(span._, attribute, value)
+                if extensions:
+                    span._.target_rule = rule
+                    for attribute, value in (rule.attributes or {}).items():
+                        setattr(span._, attribute, value)
                 records.append((start, end, span.label, rule))
                 spans.append(span)
             if self.span_group_name in doc.spans:
@@ -451,8 +454,12 @@ def clear_caches(nlp: Language) -> None:
                 group.clear_caches()
 
 
-def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
-    """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings."""
+def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions: bool = False) -> Language:
+    """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings.
+
+    notecheck reads each target's rule from the target matcher's records and its modifiers from ConText's graph, so
+    by default the pipeline skips medspaCy's per-span extensions. span_extensions=True writes them too
+    (span._.target_rule, span._.modifiers, span._.is_negated, ...) for anyone inspecting the Doc's spans."""
     from medspacy.context import ConTextRule
     from medspacy.section_detection import SectionRule
     from medspacy.target_matcher import TargetRule
@@ -497,6 +504,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None) -> Language:
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
     _speed_up_regex_matching([sectionizer, matcher, context])
     context.__class__ = _sentence_local_context_class()
+    context.notecheck_span_extensions = matcher.notecheck_span_extensions = span_extensions
     sectionizer.__class__ = _header_only_sectionizer_class()
     matcher.__class__ = _rule_keeping_target_matcher_class()
     return nlp
