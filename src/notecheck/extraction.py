@@ -8,7 +8,7 @@ why); only mentions that count feed the findings. How conflicting mentions resol
 import bisect
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pydantic import TypeAdapter
@@ -58,6 +58,12 @@ class Mention:
     meta: dict[str, Any] = field(default_factory=dict)
 
     labelled: bool = False
+
+    def derive(self, field_name: str, value: Any, rule: str, meta: dict[str, Any],
+               counted: Optional[bool] = None) -> "Mention":
+        """A mention implied by this one (same words, another field)."""
+        return Mention(field_name, value, self.start, self.end, self.text, self.section, rule, self.flags,
+                       self.modifiers, self.counted if counted is None else counted, meta, self.labelled)
 
     def evidence_row(self, field_name: Optional[str] = None) -> dict[str, Any]:
         """The fields of this mention's Evidence; rows are validated into Evidence all at once (one call, not one per
@@ -208,14 +214,12 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         out.append(mention)
         if flags["is_negated"] and not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"]):
             for implied_field, implied_value in (meta.get("negated_implies") or {}).items():
-                out.append(replace(mention, field=implied_field, value=implied_value, counted=True,
-                                   rule=f"{rule.literal} (negated: {implied_field} {implied_value})",
-                                   meta={"implied": True}))
+                out.append(mention.derive(implied_field, implied_value, f"{rule.literal} (negated: {implied_field} "
+                                          f"{implied_value})", {"implied": True}, counted=True))
         if not flags["is_negated"] and counted:
             for implied_field, implied_value in (meta.get("implies") or {}).items():
-                out.append(replace(mention, field=implied_field, value=implied_value,
-                                   rule=f"{rule.literal} (implies {implied_field})",
-                                   meta={"implied": True, "from_code": bool(meta.get("from_code"))}))
+                out.append(mention.derive(implied_field, implied_value, f"{rule.literal} (implies {implied_field})",
+                                          {"implied": True, "from_code": bool(meta.get("from_code"))}))
     if policy.option_list is not None:
         _discount_option_lists(text, out, policy)
     return out
