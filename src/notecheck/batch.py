@@ -63,7 +63,7 @@ def _html_name(path: str) -> str:
 def report_row(result: Any, path: str) -> dict[str, Any]:
     """A results row: the JSON report plus the note's path and a status (passed | failed)."""
     row = {"path": path, "status": "failed" if result.has_errors else "passed", "reason": None}
-    row.update(json.loads(result.model_dump_json()))
+    row.update(result.model_dump(mode="json"))
     return row
 
 
