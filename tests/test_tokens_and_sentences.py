@@ -80,3 +80,23 @@ def test_remembered_affixes_change_nothing(checker):
     fresh = spacy.blank("en")
     fresh.tokenizer.from_bytes(data)
     assert [t.text for t in fresh.make_doc(text)] == [t.text for t in checker.nlp.make_doc(text)]
+
+
+def test_checking_leaves_the_garbage_collector_as_it_was(checker):
+    """The collector is paused during a check, and left as the caller had it, even when the check fails."""
+    import gc
+
+    text = "Closed reduction of the left hip under general anesthesia."
+    assert gc.isenabled()
+    checker.check(text)
+    list(checker.check_many([text, text], batch_size=1))
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        checker.check(b"not text")  # type: ignore[arg-type]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        checker.check(text)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
