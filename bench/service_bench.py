@@ -2,8 +2,10 @@
 
     python bench/service_bench.py [--requests 400] [--clients 4]
 
-Starts `notecheck serve` on a free loopback port, sends a typical ~400-word operative note (a sample note padded to
-400 words with its own description) from N client threads over keep-alive connections, and prints the figures.
+Starts `notecheck serve` on a free loopback port, sends ~400-word operative notes (the corpus and sample notes cut or
+padded to 400 words, as bench/speed.py does; each client cycles through them from its own offset, so the server sees
+different notes, not one note again and again) from N client threads over keep-alive connections, and prints the
+figures.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def typical_note(words: int = 400) -> str:
-    text = (ROOT / "sample_notes" / "27252_closed_general.txt").read_text(encoding="utf-8")
-    while len(text.split()) < words:
-        text += "\nADDENDUM: " + " ".join(text.split()[200:260])
-    return text
+def typical_notes(words: int = 400) -> list[str]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from speed import notes_of
+
+    return notes_of(words)
 
 
 def main() -> None:
@@ -48,17 +50,18 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        note = typical_note()
-        body = json.dumps({"text": note}).encode()
+        notes = typical_notes()
+        bodies = [json.dumps({"text": note}).encode() for note in notes]
         latencies: list[float] = []
         failures = 0
         lock = threading.Lock()
         per_client = args.requests // args.clients
 
-        def client() -> None:
+        def client(offset: int) -> None:
             nonlocal failures
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            for _ in range(per_client):
+            for k in range(per_client):
+                body = bodies[(offset + k) % len(bodies)]
                 t0 = time.perf_counter()
                 conn.request("POST", "/v1/check", body=body, headers={"content-type": "application/json"})
                 resp = conn.getresponse()
@@ -69,11 +72,12 @@ def main() -> None:
                     failures += resp.status != 200
             conn.close()
 
-        for _ in range(20):  # warm-up
+        for body in bodies[:20]:  # warm-up
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/v1/check", data=body,
                                                           headers={"content-type": "application/json"}))
         start = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        threads = [threading.Thread(target=client, args=(c * len(bodies) // args.clients,))
+                   for c in range(args.clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -84,8 +88,9 @@ def main() -> None:
         server.wait()
     lat = sorted(latencies)
     p = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-    print(f"note: {len(note.split())} words; {len(lat)} requests from {args.clients} clients to {args.workers} "
-          f"server process(es) in {wall:.2f} s")
+    words = statistics.mean(len(n.split()) for n in notes)
+    print(f"{len(notes)} different notes of ~{words:.0f} words; {len(lat)} requests from {args.clients} clients to "
+          f"{args.workers} server process(es) in {wall:.2f} s")
     print(f"requests/s {len(lat) / wall:.1f}   p50 {p(0.50):.1f} ms   p99 {p(0.99):.1f} ms   "
           f"mean {1000 * statistics.mean(lat):.1f} ms   failed {failures}")
 
