@@ -21,7 +21,6 @@ Cold starts are the median of 7 processes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import ROOT
 from typer.testing import CliRunner
 
-from conftest import ROOT
 from notecheck.cli import app
 from notecheck.evaluation import evaluate
 

@@ -5,9 +5,9 @@ import json
 import shutil
 
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
 from notecheck.batch import BatchOptions, run_batch
 from notecheck.cli import app
 

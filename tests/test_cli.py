@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
 from notecheck.cli import app
 
 runner = CliRunner()

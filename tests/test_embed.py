@@ -10,7 +10,6 @@ import urllib.request
 
 import pytest
 import spacy
-
 from conftest import ROOT, SAMPLES
 
 import notecheck

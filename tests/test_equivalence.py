@@ -1,13 +1,14 @@
 """Our faster stand-ins for medspaCy internals must give exactly medspaCy's results, on every note we have."""
 
 import pytest
+from conftest import ROOT
 from medspacy.common.util import get_token_for_char
 from medspacy.section_detection import Sectionizer
 
-from conftest import ROOT
 from notecheck.pipeline import _token_for_char
 
-NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
+         + sorted(ROOT.glob("holdout*/*.txt")))
 
 
 def _sections(doc):

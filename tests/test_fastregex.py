@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +11,8 @@ from hypothesis import strategies as st
 from notecheck.fastregex import MultiPatternScanner, lowered, required_prefixes
 from notecheck.rulebook import default_patterns_dir
 
-NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
+         + sorted(ROOT.glob("holdout*/*.txt")))
 
 
 def _patterns(sections=False):
@@ -91,7 +91,8 @@ def test_scanner_finds_exactly_what_finditer_finds():
             assert spans == [m.span() for m in pattern.finditer(text)], pattern.pattern
 
 
-_WORDS = ["hip", "dislocat", "ion", "ed", "reduc", "general", "GA", "MAC", "no", "not", "I", "Dr.", "fx", "THA", "ſ", "µ",
+_WORDS = ["hip", "dislocat", "ion", "ed", "reduc", "general", "GA", "MAC", "no", "not", "I", "Dr.", "fx", "THA",
+          "ſ", "µ",
           "L", "R", "left", "2019", "S73.01", "27250", "spica", "traction", "\n", " ", "  ", ":", "[x]", "☐", "-",
           "post", "pre", "was", "sedation", "anesthesia", "open", "closed", "?", "(", ")", "é", "_"]
 

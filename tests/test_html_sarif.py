@@ -1,4 +1,4 @@
-"""HTML report in real headless Chromium (highlights at the right characters, no script runs), SARIF schema, dashboard."""
+"""HTML report in real headless Chromium (highlights at the right characters, no script runs), SARIF, dashboard."""
 
 import html.parser
 import json
@@ -6,9 +6,9 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
 from notecheck.cli import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

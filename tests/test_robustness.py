@@ -7,11 +7,11 @@ import socket
 import string
 
 import pytest
+from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
 from notecheck.cli import app
 from notecheck.models import CheckResult
 from notecheck.reading import ReadError, decode

@@ -2,11 +2,12 @@
 token-by-token rule it implements, on every note we have and on awkward layouts."""
 
 import pytest
-
 from conftest import ROOT
+
 from notecheck.pipeline import _CONTINUATION_INDENT, _END_PUNCT, _WRAP_MIN_LINE
 
-NOTES = sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt")) + sorted(ROOT.glob("holdout*/*.txt"))
+NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
+         + sorted(ROOT.glob("holdout*/*.txt")))
 
 
 def _reference(doc):

@@ -195,7 +195,8 @@ class Summary:
             "unreadable": self.unreadable, "failing_before_resume": self.previous_failing,
             "claimed_code_mismatches": self.mismatches,
             "by_supported_code": dict(sorted(self.by_code.items())),
-            "top_gaps": [{"rule": r, "notes": n, "share": round(n / readable, 4)} for r, n in self.gaps.most_common(10)],
+            "top_gaps": [{"rule": r, "notes": n, "share": round(n / readable, 4)}
+                         for r, n in self.gaps.most_common(10)],
             "seconds": round(self.seconds, 2),
             "notes_per_second": round(self.checked / self.seconds, 1) if self.seconds else None,
         }

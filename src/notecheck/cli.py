@@ -58,7 +58,8 @@ def _fail(message: str) -> "typer.Exit":
 
 
 PatternsOption = typer.Option(
-    None, "--patterns", metavar="DIR", help="Use rule data from DIR instead of the packaged patterns/ (for testing rule changes).",
+    None, "--patterns", metavar="DIR",
+    help="Use rule data from DIR instead of the packaged patterns/ (for testing rule changes).",
     file_okay=False,
 )
 
@@ -238,7 +239,8 @@ def serve(
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", help="Per-note time limit (503)."),
     max_batch: int = typer.Option(50, "--max-batch", min=1, help="Most notes in one /v1/check/batch request."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (one pipeline each); use the core count."),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Server processes (one pipeline each); use the core count."),
     patterns: Optional[Path] = PatternsOption,
 ) -> None:
     """Run the HTTP service (needs notecheck[service]): POST /v1/check, /v1/check/batch, GET /healthz, /docs."""

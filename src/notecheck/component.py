@@ -13,6 +13,7 @@ from spacy.tokens import Doc
 from notecheck.checker import Checker
 from notecheck.models import CheckResult
 
+
 def _report(doc: Doc) -> Optional[CheckResult]:
     data = doc._.notecheck_data
     return CheckResult.model_validate_json(data) if data else None

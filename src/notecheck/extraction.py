@@ -1,4 +1,4 @@
-"""Turn matched, ConText-modified spans into one `Findings` object with its evidence (the `notecheck_findings` component).
+"""Turn matched, ConText-modified spans into one `Findings` object with its evidence (component `notecheck_findings`).
 
 Every mention becomes an `Evidence` record (even negated or hypothetical ones, so a reviewer sees what was ignored and
 why); only mentions that count feed the findings. How conflicting mentions resolve is data (patterns/findings.json).
@@ -99,7 +99,8 @@ def _section_finder(doc: Doc) -> Any:
     rows = []
     for sec in getattr(doc._, "sections", None) or []:
         if sec.category is not None:
-            rows.append((sec.title_start if sec.title_start is not None else sec.body_start, sec.body_end, sec.category))
+            first = sec.title_start if sec.title_start is not None else sec.body_start
+            rows.append((first, sec.body_end, sec.category))
     rows.sort()
     firsts = [r[0] for r in rows]
 
@@ -323,7 +324,8 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Ment
         if m.field != "imaging":
             continue
         when: Optional[str] = None
-        cues = [(abs(start - m.start), cat) for cat, _, start in m.modifiers if cat in ("PRE_REDUCTION", "POST_REDUCTION")]
+        cues = [(abs(start - m.start), cat) for cat, _, start in m.modifiers
+                if cat in ("PRE_REDUCTION", "POST_REDUCTION")]
         if cues:
             when = "pre" if min(cues)[1] == "PRE_REDUCTION" else "post"
         elif m.section in ip.pre_sections:
@@ -436,7 +438,8 @@ def section_spans(doc: Doc) -> list[SectionSpan]:
         if sec.category is None or sec.title_start is None:
             continue
         start = doc[sec.title_start].idx
-        title_end = doc[sec.title_end - 1].idx + len(doc[sec.title_end - 1]) if sec.title_end > sec.title_start else start
+        last_title = doc[sec.title_end - 1] if sec.title_end > sec.title_start else None
+        title_end = last_title.idx + len(last_title) if last_title is not None else start
         last = doc[min(sec.body_end, len(doc)) - 1]
         out.append(SectionSpan(category=sec.category, title=text[start:title_end].strip(), start=start,
                                title_end=title_end, end=last.idx + len(last)))

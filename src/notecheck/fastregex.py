@@ -11,8 +11,8 @@ A test checks on every note in the repository that both give identical matches.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional
 
 try:  # Python 3.11+

@@ -7,7 +7,7 @@ import textwrap
 from typing import Any, Optional
 
 from notecheck.models import CheckResult, Evidence
-from notecheck.rulebook import CodeSpec, Family, RuleSpec, Rulebook
+from notecheck.rulebook import CodeSpec, Family, Rulebook, RuleSpec
 
 _VERDICT = {
     "supported": "SUPPORTED",
@@ -103,7 +103,8 @@ def render_codes(fam: Family, code: Optional[str] = None, as_json: bool = False)
         return json.dumps([s.model_dump(by_alias=True) for s in specs if s], indent=2)
     if code is None:
         head = [fam.title, ""]
-        return "\n".join(head + [f"{s.code}  global {s.global_days}  {s.descriptor}" for s in sorted(fam.codes, key=lambda s: s.code)])
+        lines = [f"{s.code}  global {s.global_days}  {s.descriptor}" for s in sorted(fam.codes, key=lambda s: s.code)]
+        return "\n".join(head + lines)
     return _code_detail(specs[0])
 
 
@@ -158,7 +159,8 @@ def render_sarif(results: list[CheckResult], book: Rulebook) -> str:
         uri = result.source if result.source not in ("-", "<stdin>") else "stdin"
         artifacts.append({"location": {"uri": uri}})
         for issue in result.issues:
-            location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": uri, "index": len(artifacts) - 1}}}
+            artifact = {"uri": uri, "index": len(artifacts) - 1}
+            location: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact}}
             if issue.evidence:
                 e = issue.evidence[0]
                 location["physicalLocation"]["region"] = {"charOffset": e.start, "charLength": e.end - e.start}

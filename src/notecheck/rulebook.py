@@ -45,7 +45,8 @@ class TargetMetadata(_Strict):
     value: Optional[Union[str, bool]] = None
     implies: dict[str, str] = Field(default_factory=dict)
     negated_implies: dict[str, str] = Field(
-        default_factory=dict, description="facts a negated mention documents ('no closed reduction' -> no manipulation)")
+        default_factory=dict,
+        description="facts a negated mention documents ('no closed reduction' -> no manipulation)")
     negated_value: Optional[str] = None
     counts_when_historical: bool = False
     ignore_negation: bool = False
@@ -147,7 +148,8 @@ class FindingsPolicy(_Strict):
     code_label_pattern: str = Field(
         description="regex for the text just before a CPT code that makes it a stated claim (CPT:, Charges:)")
     side_specific: dict[str, list[str]] = Field(
-        default_factory=dict, description="field -> values that only count when on the treated side (a THA on the other hip)")
+        default_factory=dict,
+        description="field -> values that only count when on the treated side (a THA on the other hip)")
     fields: dict[str, FieldPolicy]
     booleans: list[str]
     imaging: ImagingPolicy

@@ -54,7 +54,8 @@ def _why(conds: list[Condition], findings: Findings) -> str:
     parts = []
     for c in conds:
         v = _value(findings, c.finding)
-        parts.append(f"{c.finding.replace('_', ' ')} {_label(v) if not isinstance(v, bool) else ('yes' if v else 'no')}")
+        shown = ("yes" if v else "no") if isinstance(v, bool) else _label(v)
+        parts.append(f"{c.finding.replace('_', ' ')} {shown}")
     return ", ".join(parts)
 
 
@@ -204,11 +205,13 @@ def validate(
                 if icd.startswith(mapping.prefix):
                     reference = documented if documented != "unknown" else None
                     if reference is not None and reference not in mapping.etiology:
-                        issues.add("NC103", [e for e in evidence if e.field == "icd10_code" and e.text.upper() == icd][:1],
-                                   icd=icd, icd_etiology=_label(mapping.etiology), found=_label(reference))
+                        coded = [e for e in evidence if e.field == "icd10_code" and e.text.upper() == icd][:1]
+                        issues.add("NC103", coded, icd=icd, icd_etiology=_label(mapping.etiology),
+                                   found=_label(reference))
         for check in fam.finding_checks:
             if _holds(check.when, findings):
-                issues.add(check.rule, [e for e in evidence if e.field in {c.finding for c in check.when} and e.counted])
+                fields = {c.finding for c in check.when}
+                issues.add(check.rule, [e for e in evidence if e.field in fields and e.counted])
         for check in fam.code_checks:
             billed = [c for c in findings.cpt_codes if c in check.codes]
             if billed and target.code in check.claimed_in:
