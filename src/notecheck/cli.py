@@ -241,6 +241,11 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="Server processes (one pipeline each); use the core count."),
+    max_requests: int = typer.Option(
+        0, "--max-requests", metavar="N", min=0,
+        help="Restart a server process after N requests (0: never). spaCy's vocabulary keeps every new word it sees, "
+             "names included; with --workers 2 or more the others serve while one restarts. With one worker the "
+             "server exits after N requests, for a process manager to restart."),
     patterns: Optional[Path] = PatternsOption,
 ) -> None:
     """Run the HTTP service (needs notecheck[service]): POST /v1/check, /v1/check/batch, GET /healthz, /docs."""
@@ -264,7 +269,8 @@ def serve(
         if token:
             os.environ["NOTECHECK_TOKEN"] = token
         uvicorn.run("notecheck.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, http=NoDelayH11Protocol)
+                    log_level=log_level, access_log=False, http=NoDelayH11Protocol,
+                    limit_max_requests=max_requests or None)
         return
     try:
         checker = Checker(patterns_dir=patterns)
@@ -272,7 +278,8 @@ def serve(
         raise _fail(str(exc)) from None
     app_ = create_app(checker, token=token, max_bytes=max_bytes, timeout=timeout, max_batch=max_batch)
     settle_heap()
-    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=NoDelayH11Protocol)
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=NoDelayH11Protocol,
+                limit_max_requests=max_requests or None)
 
 
 @app.command()

@@ -510,7 +510,7 @@ class MultiPatternScanner:
                     ends[i] = m.end() if m.end() > pos else pos + 1
 
 
-_MAX_REMEMBERED_WORDS = 200_000
+_MAX_REMEMBERED_WORDS = 100_000
 
 
 def word_starts(low: str) -> list[tuple[int, str]]:

@@ -397,7 +397,7 @@ def _header_only_sectionizer_class() -> type:
     return HeaderOnlySectionizer
 
 
-_AFFIX_MEMO_SIZE = 50_000  # distinct text chunks remembered per affix search (a few MB at most)
+_AFFIX_MEMO_SIZE = 20_000  # distinct text chunks remembered per affix search (about 10 MB each at most)
 
 
 def _memoized(search: Any, as_list: bool = False) -> Any:
