@@ -52,3 +52,11 @@ def test_span_extensions_on_request(checker):
     plain = checker.nlp(checker._make_doc(text))
     assert all(s._.target_rule is None for s in plain.spans["notecheck"])
     assert doc._.findings == plain._.findings and doc._.evidence == plain._.evidence
+
+
+def test_a_doc_run_twice_gives_the_same_findings(checker):
+    text = "Closed reduction of the left hip under general anesthesia. No femoral head fracture. CPT 27252."
+    doc = checker.nlp(checker._make_doc(text))
+    first = (doc._.findings, doc._.evidence)
+    again = checker.nlp(doc)
+    assert (again._.findings, again._.evidence) == first

@@ -104,3 +104,21 @@ def test_scanner_matches_finditer_on_generated_text(parts):
     found = _SCANNER.scan(text, text.lower())
     for pattern, spans in zip(_ALL, found):
         assert spans == [m.span() for m in pattern.finditer(text)], pattern.pattern
+
+
+@pytest.mark.parametrize("pattern, flags, text", [
+    (r"[А-Я]+", re.I, "Борис"),  # capitals beyond Latin in a range
+    (r"[À-Þ]", re.I, "÷"),  # the multiplication sign is no capital
+    (r"ΟΔΟΣ", re.I, "ΟΔΟΣ"),  # final sigma
+    (r"[a-z]+", re.I, "yıldız"),  # dotless i, named only by a range
+    (r"[a-z]+", re.I, "ſpica"),  # long s
+    (r"(?<![^\n])(?:|foo)", re.I, "foo"),  # an empty match, then a longer one at the same place
+    (r"(?<![^\n]).*?", re.I, "foo\nbar"),
+    (r"^foo", re.I | re.M, "x\nfoo"),  # other flags change how the source reads
+    (r"foo | bar", re.I | re.X, "bar"),
+    (r"\bfoo", re.I | re.A, "éfoo"),
+])
+def test_scanner_edge_cases(pattern, flags, text):
+    """Counterexamples a review found; each must now match finditer exactly."""
+    compiled = re.compile(pattern, flags)
+    assert MultiPatternScanner([compiled]).scan(text, text.lower())[0] == [m.span() for m in compiled.finditer(text)]

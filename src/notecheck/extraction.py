@@ -119,10 +119,9 @@ _Target = tuple[int, int, str, int, int, int, Any]  # start_char, end_char, labe
 
 
 def _targets(doc: Doc, prepared: Any) -> list[_Target]:
-    """Every target span with its rule: from what our target matcher recorded when that covers the span group, else
-    from the Spans themselves."""
-    n_spans = len(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else 0
-    if prepared.targets is not None and len(prepared.targets) == n_spans:
+    """Every target span with its rule: what our target matcher recorded on this run (a Doc run through the pipeline
+    again keeps the earlier run's spans in its group too), else the Spans of medspaCy's own matcher."""
+    if prepared.targets is not None:
         starts, lengths = prepared.token_rows(doc)
         strings, names = doc.vocab.strings, {}
         out = []
@@ -132,8 +131,9 @@ def _targets(doc: Doc, prepared: Any) -> list[_Target]:
                 name = names[label] = strings[label]
             out.append((starts[start], starts[end - 1] + lengths[end - 1], name, start, end, label, rule))
         return out
-    spans = list(doc.spans[SPAN_GROUP]) if n_spans else []
-    return [(s.start_char, s.end_char, s.label_, s.start, s.end, s.label, s._.target_rule) for s in spans]
+    spans = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+    return [(s.start_char, s.end_char, s.label_, s.start, s.end, s.label, s._.target_rule) for s in spans
+            if s._.target_rule is not None]
 
 
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:

@@ -43,10 +43,13 @@ def _lower_class(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
                 out.append((_c.LITERAL, low))
         elif op is _c.RANGE:
             lo, hi = av
-            for a, b in ((65, 90), (192, 222)):  # A-Z and Latin-1 capitals: their lower-case forms are +32
+            # A-Z and the Latin-1 capitals (not the multiplication sign): their lower-case forms are 32 higher.
+            for a, b in ((65, 90), (192, 214), (216, 222)):
                 s, e = max(lo, a), min(hi, b)
                 if s <= e:
                     out.append((_c.RANGE, (s + 32, e + 32)))
+            if hi > 0x2FF:
+                raise _Unsupported("range beyond Latin")
             if hi > 222 and any(chr(x).lower() != chr(x) for x in range(max(lo, 223), min(hi, 0x2FF) + 1)):
                 raise _Unsupported("range with non-Latin-1 capitals")
     return out
@@ -337,6 +340,15 @@ def start_literals(pattern: str) -> Optional[StartLiterals]:
 
 
 @lru_cache(maxsize=None)
+def _min_width(pattern: str) -> int:
+    """The fewest characters a match can have (0: the pattern can match the empty string)."""
+    try:
+        return int(_sre_parse.parse(pattern, 0).getwidth()[0])
+    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
+        return 0
+
+
+@lru_cache(maxsize=None)
 def line_start_anchored(pattern: str) -> bool:
     """True when every match must begin at the start of a line: the pattern opens with (?<![^\n])."""
     try:
@@ -368,10 +380,56 @@ def _fold_extras() -> frozenset[str]:
 _FOLD_EXTRAS = _fold_extras()
 
 
+def _matchable_chars(pattern: str) -> Optional[set[str]]:
+    """Every character a pattern's literals and ranges name (not \\w-like categories: those do not depend on case);
+    None when a range is too wide to list."""
+    try:
+        tree = _sre_parse.parse(pattern, 0)
+    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
+        return None
+    found: set[str] = set()
+
+    def walk(items: Any) -> bool:
+        for op, av in items.data if hasattr(items, "data") else items:
+            if op in (_c.LITERAL, _c.NOT_LITERAL):
+                found.add(chr(av))
+            elif op is _c.RANGE:
+                if av[1] - av[0] > 0x3000:
+                    return False
+                found.update(chr(c) for c in range(av[0], av[1] + 1))
+            elif op is _c.IN:
+                if not walk(av):
+                    return False
+            elif op is _c.SUBPATTERN:
+                if not walk(av[3]):
+                    return False
+            elif op is _c.BRANCH:
+                if not all(walk(alt) for alt in av[1]):
+                    return False
+            elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or op is getattr(_c, "POSSESSIVE_REPEAT", None):
+                if not walk(av[2]):
+                    return False
+            elif op in (_c.ASSERT, _c.ASSERT_NOT):
+                if not walk(av[1]):
+                    return False
+            elif op is getattr(_c, "ATOMIC_GROUP", None):
+                if not walk(av):
+                    return False
+        return True
+
+    return found if walk(tree) else None
+
+
 def _fold_risks(patterns: list[re.Pattern[str]]) -> frozenset[str]:
     """The special characters that matter for these patterns: those re.IGNORECASE equates with a character the
-    patterns use ("ſ" with "s"), other than by lower-casing. A micro sign in a note is no reason to scan in full."""
-    used = {ch for p in patterns if isinstance(p.pattern, str) for ch in p.pattern.lower()}
+    patterns name (in a literal or a range: "ſ" with "s"), other than by lower-casing. A micro sign in a note is no
+    reason to scan in full unless some rule names a mu."""
+    used: set[str] = set()
+    for p in patterns:
+        chars = _matchable_chars(p.pattern) if isinstance(p.pattern, str) else None
+        if chars is None:
+            return _FOLD_EXTRAS  # a range too wide to list: every special character may matter
+        used.update(ch.lower() for ch in chars if len(ch.lower()) == 1)
     risky = set()
     for extra in _FOLD_EXTRAS:
         same = re.compile(re.escape(extra), re.IGNORECASE)
@@ -426,7 +484,7 @@ class MultiPatternScanner:
         self.original = patterns
         self.fold_risks = _fold_risks(patterns)
         # Each pattern is tried lowered, on the lower-cased text, where it can be (a third faster than re.IGNORECASE).
-        lowered_all = [lowered(p.pattern) if p.flags & re.IGNORECASE else None for p in patterns]
+        lowered_all = [lowered(p.pattern) if p.flags & ~re.UNICODE == re.IGNORECASE else None for p in patterns]
         self.match = [(fast if fast is not None else p).match for fast, p in zip(lowered_all, patterns)]
         self.on_low = [fast is not None for fast in lowered_all]
         self.full: list[tuple[int, re.Pattern[str], bool]] = []  # (index, pattern, runs on the lower-cased text)
@@ -436,7 +494,9 @@ class MultiPatternScanner:
         self.anywhere: list[tuple[str, int]] = []
         for i, pattern in enumerate(patterns):
             source = pattern.pattern
-            case_blind = bool(pattern.flags & re.IGNORECASE)
+            # Only plain case-insensitive patterns that cannot match the empty string are indexed; any other flag
+            # (MULTILINE, VERBOSE, ASCII...) changes how the source reads, and an empty match changes finditer's steps.
+            case_blind = pattern.flags & ~re.UNICODE == re.IGNORECASE and _min_width(source) > 0
             starts = start_literals(source) if case_blind else None
             at_line = case_blind and line_start_anchored(source)
             if starts is not None and not starts.anywhere:
@@ -447,7 +507,7 @@ class MultiPatternScanner:
             elif at_line:
                 self.any_line.append(i)
             else:
-                fast = lowered(source) if case_blind else None
+                fast = lowered(source) if pattern.flags & ~re.UNICODE == re.IGNORECASE else None
                 self.full.append((i, fast if fast is not None else pattern, fast is not None))
 
     def clear_caches(self) -> None:

@@ -339,7 +339,8 @@ def _rule_keeping_target_matcher_class() -> type:
             matcher = self._TargetMatcher__matcher
             strings = self.nlp.vocab.strings
             prepared = matching_text(doc)
-            if prepared.targets is None:
+            fresh = prepared.targets is None  # first target matcher of this run over the Doc
+            if fresh:
                 prepared.targets = []
             records = prepared.targets
             extensions = getattr(self, "notecheck_span_extensions", True)
@@ -353,9 +354,9 @@ def _rule_keeping_target_matcher_class() -> type:
                         setattr(span._, attribute, value)
                 records.append((start, end, span.label, rule))
                 spans.append(span)
-            if self.span_group_name in doc.spans:
+            if self.span_group_name in doc.spans and not fresh:
                 doc.spans[self.span_group_name] += spans
-            else:
+            else:  # a Doc run through the pipeline again starts its group afresh, as its findings do
                 doc.spans[self.span_group_name] = spans
             return doc
 
@@ -397,13 +398,22 @@ def _header_only_sectionizer_class() -> type:
     return HeaderOnlySectionizer
 
 
-_AFFIX_MEMO_SIZE = 20_000  # distinct text chunks remembered per affix search (about 10 MB each at most)
+_AFFIX_MEMO_SIZE = 20_000  # distinct text chunks remembered per affix search
+_AFFIX_MEMO_CHUNK = 40  # longest chunk remembered: 20,000 entries of at most 40 characters is a few MB
 
 
 def _memoized(search: Any, as_list: bool = False) -> Any:
-    """A bounded memo of one of spaCy's affix searches (a pure function of the text chunk)."""
-    memo = lru_cache(maxsize=_AFFIX_MEMO_SIZE)((lambda text: list(search(text))) if as_list else search)
+    """A bounded memo of one of spaCy's affix searches (a pure function of the text chunk). Only short chunks are
+    remembered: spaCy searches every shrinking piece of a chunk, so a long one would fill the memo by itself."""
+    plain = (lambda text: list(search(text))) if as_list else search
+    cached = lru_cache(maxsize=_AFFIX_MEMO_SIZE)(plain)
+
+    def memo(text: str) -> Any:
+        return cached(text) if len(text) <= _AFFIX_MEMO_CHUNK else plain(text)
+
     memo.__self__ = search.__self__  # type: ignore[attr-defined]  # spaCy serialises the regex from __self__
+    memo.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    memo.cache_info = cached.cache_info  # type: ignore[attr-defined]
     return memo
 
 
