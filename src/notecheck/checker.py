@@ -61,14 +61,21 @@ def _collector_paused() -> Iterator[None]:
             _collect_due()
 
 
+_FULL_COLLECTION_SPACING = 10  # the collector itself defers full collections until the old generation has grown
+
+
 def _collect_due() -> None:
-    """What the collector would have done by now, as its thresholds say: the oldest generation that is due."""
+    """What the collector would have done by now, as its thresholds say: the oldest generation that is due. A full
+    collection walks every object in the process (the pipeline's too), so like CPython's own collector it is spaced
+    out further than its threshold alone would say."""
     threshold = gc.get_threshold()
     count = gc.get_count()
-    for generation in (2, 1, 0):
-        if count[generation] > threshold[generation]:
-            gc.collect(generation)
-            return
+    if count[2] > threshold[2] * _FULL_COLLECTION_SPACING:
+        gc.collect(2)
+    elif count[1] > threshold[1]:
+        gc.collect(1)
+    elif count[0] > threshold[0]:
+        gc.collect(0)
 
 
 class Checker:
