@@ -1,11 +1,15 @@
-"""Case-insensitive regex matching without re.IGNORECASE: lower the pattern once and the text once per Doc.
+"""Regex matching for many rules at once, exactly as `re` would match them one by one.
 
-Python's `re` compares every character through case folding under IGNORECASE, which made our ~100 rule patterns
-2-3x slower than the same patterns on lower-cased text. `lowered()` rewrites a pattern's parse tree so that it
-matches lower-cased text exactly where the original matched the original text case-insensitively (literals are
-lowered, character classes gain their lower-case counterparts). It uses the stdlib's parser and compiler; if either
-is unavailable or a pattern uses something not handled, it returns None and the caller keeps re.IGNORECASE.
-A test checks on every note in the repository that both give identical matches.
+- `lowered()` rewrites a pattern's parse tree so that it matches lower-cased text exactly where the original matched
+  the original text under re.IGNORECASE (which compares every character through case folding, 2-3x slower).
+- `start_literals()` reads from the parse tree where a match can begin (words, prefixes, digits, literals, line
+  starts); `MultiPatternScanner` finds the words of a text once and tries each rule only there.
+- `MatchingText` holds what every matcher needs of one Doc (its text, lower-cased text, words and token offsets),
+  built once per Doc instead of once per rule.
+
+When a pattern or a text is outside what is handled (back-references, inline case flags, other compile flags,
+patterns that can match the empty string, characters that case-fold unusually), the caller falls back to `re` as
+given. Tests compare the results with `finditer` on every note in the repository and on generated text.
 """
 
 from __future__ import annotations
@@ -82,6 +86,12 @@ def _lower_tree(sub: Any) -> None:
 
 
 @lru_cache(maxsize=None)
+def _parsed(pattern: str) -> Any:
+    """The pattern's parse tree, parsed once for all read-only analyses (lowered() parses its own copy to edit)."""
+    return _sre_parse.parse(pattern, 0)
+
+
+@lru_cache(maxsize=None)
 def lowered(pattern: str) -> Optional[re.Pattern[str]]:
     """A compiled pattern for lower-cased text, equivalent to re.compile(pattern, re.I) on the original text."""
     try:
@@ -92,58 +102,6 @@ def lowered(pattern: str) -> Optional[re.Pattern[str]]:
         return _sre_compile.compile(tree, 0)  # type: ignore[no-any-return]
     except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
         return None
-
-
-def _leading_literal(seq: Any) -> str:
-    """Literal characters every match of this sequence starts with (after zero-width \\b or ^)."""
-    out = []
-    items = list(seq.data) if hasattr(seq, "data") else list(seq)
-    i = 0
-    while i < len(items) and items[i][0] is _c.AT:
-        i += 1
-    while i < len(items):
-        op, av = items[i]
-        if op is _c.LITERAL:
-            out.append(chr(av))
-        elif op is _c.SUBPATTERN and not out and i == len(items) - 1:
-            return _leading_literal(av[3]) if _branch_prefixes(av[3]) is None else ""
-        else:
-            break
-        i += 1
-    return "".join(out)
-
-
-def _branch_prefixes(seq: Any) -> Optional[list[str]]:
-    items = list(seq.data)
-    i = 0
-    while i < len(items) and items[i][0] is _c.AT:
-        i += 1
-    if i < len(items) and items[i][0] is _c.SUBPATTERN:
-        inner = list(items[i][1][3].data)
-        if inner and inner[0][0] is _c.BRANCH:
-            return [_leading_literal(alt) for alt in inner[0][1][1]]
-    if i < len(items) and items[i][0] is _c.BRANCH:
-        return [_leading_literal(alt) for alt in items[i][1][1]]
-    return None
-
-
-@lru_cache(maxsize=None)
-def required_prefixes(pattern: str) -> Optional[tuple[str, ...]]:
-    """Lower-case strings of which at least one must occur in the (lower-cased) text for `pattern` to match, or None
-    when no such cheap test is known. Lets the matcher skip a full regex scan with a fast substring check."""
-    try:
-        tree = _sre_parse.parse(pattern, 0)
-        if tree.state.flags & re.IGNORECASE:
-            return None
-        _lower_tree(tree)
-    except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
-        return None
-    alts = _branch_prefixes(tree)
-    if alts is None:
-        alts = [_leading_literal(tree)]
-    if any(len(a) < 2 for a in alts):
-        return None
-    return tuple(sorted(set(alts)))
 
 
 # --- Scanning many patterns at once ------------------------------------------------------------------------------
@@ -302,7 +260,7 @@ def start_literals(pattern: str) -> Optional[StartLiterals]:
     """What every match of `pattern` (compiled with re.IGNORECASE, run on text whose lower-casing keeps its length)
     begins with, read from the pattern's parse tree; None when no useful bound is known."""
     try:
-        tree = _sre_parse.parse(pattern, 0)
+        tree = _parsed(pattern)
     except (re.error, AttributeError, TypeError, ValueError, RecursionError):
         return None
     found = _seq_prefixes(tree)
@@ -343,7 +301,7 @@ def start_literals(pattern: str) -> Optional[StartLiterals]:
 def _min_width(pattern: str) -> int:
     """The fewest characters a match can have (0: the pattern can match the empty string)."""
     try:
-        return int(_sre_parse.parse(pattern, 0).getwidth()[0])
+        return int(_parsed(pattern).getwidth()[0])
     except (re.error, AttributeError, TypeError, ValueError, RecursionError):
         return 0
 
@@ -352,7 +310,7 @@ def _min_width(pattern: str) -> int:
 def line_start_anchored(pattern: str) -> bool:
     """True when every match must begin at the start of a line: the pattern opens with (?<![^\n])."""
     try:
-        tree = _sre_parse.parse(pattern, 0)
+        tree = _parsed(pattern)
     except (re.error, AttributeError, TypeError, ValueError):
         return False
     data = list(tree.data)
@@ -384,7 +342,7 @@ def _matchable_chars(pattern: str) -> Optional[set[str]]:
     """Every character a pattern's literals and ranges name (not \\w-like categories: those do not depend on case);
     None when a range is too wide to list."""
     try:
-        tree = _sre_parse.parse(pattern, 0)
+        tree = _parsed(pattern)
     except (re.error, AttributeError, TypeError, ValueError, RecursionError):
         return None
     found: set[str] = set()
