@@ -108,9 +108,7 @@ class Checker:
                 results = []
                 for doc in self.nlp.pipe((self._make_doc(t) for t in batch), batch_size=batch_size):
                     code = code_list[i] if code_list is not None and i < len(code_list) else None
-                    results.append(validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book,
-                                            source=f"<text {i}>", claimed_code=code, family=self.family,
-                                            sections=doc._.note_sections))
+                    results.append(self._result(doc, f"<text {i}>", code, ()))
                     i += 1
             yield from results
 
@@ -125,6 +123,10 @@ class Checker:
         if not text.strip():
             warnings = (*warnings, "the note is empty or contains only whitespace")
         log.debug("checked source=%s chars=%d mentions=%d", source, len(text), len(doc._.evidence))
+        return self._result(doc, source, claimed_code, warnings)
+
+    def _result(self, doc: Doc, source: str, claimed_code: Optional[str], warnings: tuple[str, ...]) -> CheckResult:
+        """Validate a processed Doc's findings into the report."""
         return validate(doc._.findings, doc._.evidence, doc._.resolutions, self.book, source=source,
                         claimed_code=claimed_code, family=self.family, warnings=list(warnings),
                         sections=doc._.note_sections)

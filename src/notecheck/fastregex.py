@@ -433,7 +433,7 @@ class _WordIndex:
 
 class MultiPatternScanner:
     """Runs many case-insensitive patterns over one text: `scan(text, text.lower())[i]` equals
-    `[m.span() for m in patterns[i].finditer(text)]` (the caller checks that lower-casing kept the length).
+    `[m.span() for m in patterns[i].finditer(text)]`.
 
     Where a pattern can begin is found on the lower-cased text (words with the right start, line starts, occurrences
     of a literal); the pattern itself is then tried there as given. Patterns of no known shape are scanned in full."""
@@ -441,20 +441,22 @@ class MultiPatternScanner:
     def __init__(self, patterns: list[re.Pattern[str]]) -> None:
         self.original = patterns
         self.fold_risks = _fold_risks(patterns)
-        # Each pattern is tried lowered, on the lower-cased text, where it can be (a third faster than re.IGNORECASE).
-        lowered_all = [lowered(p.pattern) if p.flags & ~re.UNICODE == re.IGNORECASE else None for p in patterns]
-        self.match = [(fast if fast is not None else p).match for fast, p in zip(lowered_all, patterns)]
-        self.on_low = [fast is not None for fast in lowered_all]
-        self.full: list[tuple[int, re.Pattern[str], bool]] = []  # (index, pattern, runs on the lower-cased text)
+        # Only plain case-insensitive patterns are lowered or indexed: any other flag (MULTILINE, VERBOSE, ASCII...)
+        # changes how the source reads. Each is run lowered, on the lower-cased text, where it can be (a third faster
+        # than re.IGNORECASE); otherwise as given, on the text as given.
+        plain = [p.flags & ~re.UNICODE == re.IGNORECASE for p in patterns]
+        fast = [lowered(p.pattern) if ok else None for p, ok in zip(patterns, plain)]
+        self.on_low = [f is not None for f in fast]
+        self.compiled = [f if f is not None else p for f, p in zip(fast, patterns)]
+        self.match = [c.match for c in self.compiled]
+        self.full: list[int] = []  # patterns scanned in full
         self.words = _WordIndex()  # patterns that begin at a word start
         self.lines = _WordIndex()  # patterns that begin at a line start, by the line's first word
         self.any_line: list[int] = []  # patterns that begin at a line start, of unknown first word
         self.anywhere: list[tuple[str, int]] = []
         for i, pattern in enumerate(patterns):
             source = pattern.pattern
-            # Only plain case-insensitive patterns that cannot match the empty string are indexed; any other flag
-            # (MULTILINE, VERBOSE, ASCII...) changes how the source reads, and an empty match changes finditer's steps.
-            case_blind = pattern.flags & ~re.UNICODE == re.IGNORECASE and _min_width(source) > 0
+            case_blind = plain[i] and _min_width(source) > 0  # an empty match changes finditer's steps
             starts = start_literals(source) if case_blind else None
             at_line = case_blind and line_start_anchored(source)
             if starts is not None and not starts.anywhere:
@@ -465,8 +467,7 @@ class MultiPatternScanner:
             elif at_line:
                 self.any_line.append(i)
             else:
-                fast = lowered(source) if pattern.flags & ~re.UNICODE == re.IGNORECASE else None
-                self.full.append((i, fast if fast is not None else pattern, fast is not None))
+                self.full.append(i)
 
     def clear_caches(self) -> None:
         """Forget the per-word candidates remembered from notes already scanned."""
@@ -476,11 +477,12 @@ class MultiPatternScanner:
     def scan(self, text: str, low: str, words: Optional[list[tuple[int, str]]] = None) -> list[list[tuple[int, int]]]:
         """Matches per pattern; `words` (start, word) of `low`, if the caller already has them."""
         patterns = self.original
-        if not low.isascii() and not self.fold_risks.isdisjoint(low):
+        if len(low) != len(text) or (not low.isascii() and not self.fold_risks.isdisjoint(low)):
+            # Lower-casing changed the length (rare letters), or a character folds unusually: plain re throughout.
             return [[m.span() for m in pattern.finditer(text)] for pattern in patterns]
         hits: list[list[tuple[int, int]]] = [[] for _ in patterns]
-        for i, pattern, on_low in self.full:
-            hits[i] = [m.span() for m in pattern.finditer(low if on_low else text)]
+        for i in self.full:
+            hits[i] = [m.span() for m in self.compiled[i].finditer(low if self.on_low[i] else text)]
         ends = [0] * len(patterns)
         if self.lines.exact or self.lines.by_two or self.lines.by_one or self.lines.digit_word or self.any_line:
             lines = self.lines.candidates
@@ -507,7 +509,7 @@ class MultiPatternScanner:
             ids = remembered.get(w)
             if ids is None:
                 ids = candidates(w)
-            for i in ids:
+            for i in ids:  # _try, inlined: this loop runs for every word of every note
                 if ends[i] <= pos:
                     m = match[i](low if on_low[i] else text, pos)
                     if m is not None:

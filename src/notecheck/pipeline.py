@@ -23,7 +23,7 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from notecheck.fastregex import matching_text
+from notecheck.fastregex import MultiPatternScanner, matching_text
 from notecheck.rulebook import Rulebook
 
 # medspaCy imports PyRuSH, which logs token text through loguru; we never use it, and we keep it silent regardless.
@@ -87,8 +87,9 @@ def split_sentences(doc: Doc) -> Doc:
     n = len(doc)
     if n == 0:
         return doc
-    text = matching_text(doc).text
-    offsets, lengths = matching_text(doc).token_rows(doc)
+    prepared = matching_text(doc)
+    text = prepared.text
+    offsets, lengths = prepared.token_rows(doc)
     sent = [-1] * n  # SENT_START: 1 = starts a sentence, -1 = does not
     sent[0] = 1
     last = -1
@@ -138,9 +139,7 @@ class _ScanGroup:
         self.matchers = matchers
         self._built: Optional[tuple[tuple[int, ...], Any, list[tuple[int, int]]]] = None
 
-    def _scanner(self) -> tuple[Any, list[tuple[int, int]]]:
-        from notecheck.fastregex import MultiPatternScanner
-
+    def _scanner(self) -> tuple[MultiPatternScanner, list[tuple[int, int]]]:
         sizes = tuple(sum(len(p) for p in m._patterns.values()) for m in self.matchers)
         if self._built is None or self._built[0] != sizes:  # built once, and again only when rules are added
             flat, owners = [], []
@@ -158,16 +157,11 @@ class _ScanGroup:
 
     def found(self, matcher: Any, doc: Doc) -> list[tuple[int, list[tuple[int, int]]]]:
         """(match id, character spans) for each of this matcher's patterns, in the order it holds them."""
-        from notecheck.fastregex import matching_text
-
         prepared = matching_text(doc)
         shares = prepared.scans.get(id(self))
         if shares is None:
             scanner, owners = self._scanner()
-            if len(prepared.low) == len(prepared.text):
-                spans = scanner.scan(prepared.text, prepared.low, prepared.words)
-            else:  # lower-casing changed the length (rare letters): scan the original case-insensitively
-                spans = [[m.span() for m in pattern.finditer(prepared.text)] for pattern in scanner.original]
+            spans = scanner.scan(prepared.text, prepared.low, prepared.words)
             shares = [[] for _ in self.matchers]
             for (k, match_id), found in zip(owners, spans):
                 shares[k].append((match_id, found))
@@ -181,8 +175,6 @@ def _fast_regex_matcher_class() -> type:
     re.IGNORECASE. This subclass returns the same matches, in the same order, from one scan of the text shared with
     the pipeline's other regex matchers, trying each pattern only where it can begin (fastregex.MultiPatternScanner)."""
     from medspacy.common.regex_matcher import RegexMatcher
-
-    from notecheck.fastregex import matching_text
 
     class SingleTextRegexMatcher(RegexMatcher):
         def __call__(self, doc: Doc) -> list:
@@ -228,12 +220,17 @@ def _lean_medspacy_matcher_class() -> type:
     return LeanMedspacyMatcher
 
 
+def _matchers_of(component: object) -> tuple[Any, Any]:
+    """A medspaCy component's MedspacyMatcher (a name-mangled private attribute) and the RegexMatcher inside it."""
+    matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
+    return matcher, getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
+
+
 def _speed_up_regex_matching(components: list[object]) -> None:
     """Swap in the faster matcher classes, and let the components' regex matchers share one scan per Doc."""
     regexes = []
     for component in components:
-        matcher = next((v for k, v in vars(component).items() if k.endswith("__matcher")), None)
-        regex = getattr(matcher, "_MedspacyMatcher__regex_matcher", None)
+        matcher, regex = _matchers_of(component)
         if regex is not None:
             regex.__class__ = _fast_regex_matcher_class()
             matcher.__class__ = _lean_medspacy_matcher_class()
@@ -456,12 +453,10 @@ def clear_caches(nlp: Language) -> None:
         clear = getattr(getattr(tokenizer, name, None), "cache_clear", None)
         if clear is not None:
             clear()
-    for _, component in nlp.pipeline:
-        for value in vars(component).values():
-            regex = getattr(value, "_MedspacyMatcher__regex_matcher", None)
-            group = getattr(regex, "_notecheck_group", None)
-            if group is not None:
-                group.clear_caches()
+    groups = {id(g): g for _, component in nlp.pipeline
+              if (g := getattr(_matchers_of(component)[1], "_notecheck_group", None)) is not None}
+    for group in groups.values():
+        group.clear_caches()
 
 
 def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions: bool = False) -> Language:
