@@ -4,15 +4,16 @@ token-by-token rule it implements, on every note we have and on awkward layouts.
 import pytest
 from conftest import ROOT
 
-from notecheck.pipeline import _CONTINUATION_INDENT, _END_PUNCT, _WRAP_MIN_LINE
+from notecheck.pipeline import _ABBREVIATIONS, _CONTINUATION_INDENT, _END_PUNCT, _WRAP_MIN_LINE
 
 NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
-         + sorted(ROOT.glob("holdout*/*.txt")))
+         + sorted(ROOT.glob("holdout*/*.txt")) + sorted(ROOT.glob("writers/*/*.txt")))
 
 
 def _reference(doc):
     """The rule, token by token: a sentence starts after . ! ? (unless a lower-case word follows) and after a line
-    break, unless the line looks hard-wrapped."""
+    break, unless the line looks hard-wrapped; a full stop right after an abbreviation ("incl.", "approx.") does
+    not end the sentence when a word or number follows."""
     text, words, n = doc.text, [t.text for t in doc], len(doc)
     starts, start_next = [True] + [False] * (n - 1), False
     for i in range(n):
@@ -31,6 +32,9 @@ def _reference(doc):
             start_next = not wrapped
             continue
         start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
+        if start_next and w == "." and i and doc[i - 1].idx + len(words[i - 1]) == doc[i].idx \
+                and words[i - 1].lower() in _ABBREVIATIONS and i + 1 < n and words[i + 1][:1].isalnum():
+            start_next = False
     return starts
 
 
@@ -39,6 +43,7 @@ AWKWARD = [
     "A long line that goes on and on without any closing punctuation at all here\ncontinues in lower case",
     "LABEL:      value that is long enough to wrap past sixty characters of the line\n" + " " * 12 + "Continued",
     "ends with a break\n", "?!", "a.\nb", "  leading spaces.  Two  spaces .",
+    "Risks incl. General anesthesia. Approx. 2 cm. Ends incl.", "Bilat. Hips reduced. vs. Open",
 ]
 
 

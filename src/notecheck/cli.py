@@ -213,18 +213,38 @@ def eval_(
                                      exists=True, file_okay=False),
     output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
     cases: bool = typer.Option(True, "--cases/--no-cases", help="List each wrong case with its evidence."),
+    by_writer_: bool = typer.Option(False, "--by-writer", help="One row per writer set (each first-level folder "
+                                    "of DIR), beside its first blind run where the set keeps a FIRST_RUN.json, and "
+                                    "the leave-one-writer-out figure over those first runs."),
+    record_first_run: bool = typer.Option(False, "--record-first-run", help="Save this run as DIR/FIRST_RUN.json, "
+                                          "the set's blind first run (refused if one exists: a first run is "
+                                          "measured once)."),
     patterns: Optional[Path] = PatternsOption,
 ) -> None:
-    """Measure accuracy on labelled notes: supported code, mismatch detection, each field, wrong cases."""
-    from notecheck.checker import Checker
-    from notecheck.evaluation import evaluate, render_eval_text
+    """Measure accuracy on labelled notes: supported code, mismatch detection, each field, wrong cases.
 
+    A new writer set is measured once, blind, with --record-first-run, before anyone reads its errors; later runs
+    with --by-writer keep reporting that first figure (rescored against corrected labels) beside today's."""
+    from notecheck.checker import Checker
+    from notecheck.evaluation import FIRST_RUN, by_writer, evaluate, render_by_writer, render_eval_text
+
+    saved = directory / FIRST_RUN
+    if record_first_run and saved.exists():
+        raise _fail(f"{saved} exists: a set's first blind run is recorded once")
     try:
-        report = evaluate(directory, Checker(patterns_dir=patterns))
+        checker = Checker(patterns_dir=patterns)
+        report = evaluate(directory, checker)
     except (RulebookError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if report.cases == 0:
         raise _fail(f"{directory}: no *.txt notes with a *.json label")
+    if record_first_run:
+        saved.write_text(report.model_dump_json(indent=1), encoding="utf-8")
+    if by_writer_:
+        rows = by_writer(report, directory, [c.code for c in checker.book.families[checker.family].codes])
+        typer.echo(json.dumps([r.model_dump(exclude={"now": {"results"}, "first_run": {"results"}}) for r in rows],
+                              indent=2) if output is OutputFormat.json else render_by_writer(rows))
+        return
     typer.echo(report.model_dump_json(indent=2) if output is OutputFormat.json
                else render_eval_text(report, show_cases=cases))
 

@@ -16,6 +16,10 @@ from notecheck.checker import Checker
 from notecheck.models import CheckResult, Evidence
 from notecheck.reading import ReadError, read_note
 
+# The held-out scoring convention (docs/labelling.md): careful coders split on whether a spica held in abduction is
+# "abduction" or "splint", so both score as one class, immobilisation, beside traction.
+TECHNIQUE_CLASSES = {"abduction": "immobilisation", "splint": "immobilisation", "traction": "traction"}
+FIRST_RUN = "FIRST_RUN.json"
 FIELDS = ["etiology", "approach", "anesthesia", "manipulation", "technique", "imaging_pre", "imaging_post",
           "laterality", "fractures", "femoral_shortening", "tenotomy"]
 NONE = "none"
@@ -60,6 +64,7 @@ class FieldError(BaseModel):
 
 class CaseResult(BaseModel):
     id: str
+    group: str = Field(default=".", description="the writer set: first folder under the evaluated directory")
     unscored: bool
     gold_code: Optional[str]
     predicted_code: Optional[str]
@@ -68,6 +73,7 @@ class CaseResult(BaseModel):
     predicted_mismatch: bool
     errors: list[FieldError]
     read_error: Optional[str] = None
+    predicted: dict[str, Any] = Field(default_factory=dict, description="every scored field as predicted")
 
 
 class EvalReport(BaseModel):
@@ -99,6 +105,12 @@ def _gold(label: Label, name: str) -> Any:
     if name == "fractures":
         return value.model_dump()
     return sorted(value) if isinstance(value, list) else value
+
+
+def _same(name: str, gold: Any, predicted: Any) -> bool:
+    if name == "technique":
+        return {TECHNIQUE_CLASSES.get(v, v) for v in gold} == {TECHNIQUE_CLASSES.get(v, v) for v in predicted}
+    return gold == predicted
 
 
 _EVIDENCE_FIELDS = {
@@ -141,57 +153,68 @@ def evaluate(directory: Path, checker: Optional[Checker] = None) -> EvalReport:
     checker = checker or Checker()
     pairs = load_labels(directory)
     codes = [c.code for c in checker.book.families[checker.family].codes]
-    keys = sorted(codes) + [NONE]
-    confusion = {g: {p: 0 for p in keys} for g in keys}
     results: list[CaseResult] = []
-    field_right = {f: 0 for f in FIELDS}
-    tp = fp = fn = correct = scored = 0
     for txt, label in pairs:
         try:
             note = read_note(str(txt))
         except ReadError as exc:
-            results.append(CaseResult(id=label.id, unscored=label.unscored, gold_code=label.expected_code,
+            results.append(CaseResult(id=label.id, group=_group(directory, txt), unscored=label.unscored,
+                                      gold_code=label.expected_code,
                                       predicted_code=None, claimed_code=None, gold_mismatch=label.mismatch,
                                       predicted_mismatch=False, errors=[], read_error=str(exc)))
             continue
         result = checker.check_note(note)
-        predicted_mismatch = result.claimed_code is not None and result.claimed_code != result.supported_code
-        errors = []
+        predicted = {name: _predicted(result, name) for name in FIELDS}
+        errors = [FieldError(id=label.id, field=name, gold=_gold(label, name), predicted=predicted[name],
+                             evidence=_evidence_for(result.evidence, name))
+                  for name in FIELDS if not _same(name, _gold(label, name), predicted[name])]
         if result.supported_code != label.expected_code:
-            errors.append(FieldError(id=label.id, field="code", gold=label.expected_code,
-                                     predicted=result.supported_code, evidence=[result.supported_reason]))
-        for name in FIELDS:
-            gold, pred = _gold(label, name), _predicted(result, name)
-            if gold == pred:
-                if not label.unscored:
-                    field_right[name] += 1
-            else:
-                errors.append(FieldError(id=label.id, field=name, gold=gold, predicted=pred,
-                                         evidence=_evidence_for(result.evidence, name)))
-        results.append(CaseResult(id=label.id, unscored=label.unscored, gold_code=label.expected_code,
-                                  predicted_code=result.supported_code, claimed_code=result.claimed_code,
-                                  gold_mismatch=label.mismatch, predicted_mismatch=predicted_mismatch, errors=errors))
-        if label.unscored:
+            errors.insert(0, FieldError(id=label.id, field="code", gold=label.expected_code,
+                                        predicted=result.supported_code, evidence=[result.supported_reason]))
+        results.append(CaseResult(id=label.id, group=_group(directory, txt), unscored=label.unscored,
+                                  gold_code=label.expected_code, predicted_code=result.supported_code,
+                                  claimed_code=result.claimed_code, gold_mismatch=label.mismatch,
+                                  predicted_mismatch=result.claimed_code is not None
+                                  and result.claimed_code != result.supported_code,
+                                  errors=errors, predicted=predicted))
+    return summarise(str(directory), results, codes)
+
+
+def _group(directory: Path, txt: Path) -> str:
+    parts = txt.relative_to(directory).parts
+    return parts[0] if len(parts) > 1 else "."
+
+
+def summarise(directory: str, results: list[CaseResult], codes: list[str]) -> EvalReport:
+    """Totals over case results (all of a directory, or one writer's set)."""
+    keys = sorted(codes) + [NONE]
+    confusion = {g: {p: 0 for p in keys} for g in keys}
+    field_right = {f: 0 for f in FIELDS}
+    tp = fp = fn = correct = scored = 0
+    for r in results:
+        if r.unscored:
             continue
         scored += 1
-        correct += result.supported_code == label.expected_code
-        g, p = label.expected_code or NONE, result.supported_code or NONE
+        if r.read_error:  # unreadable scored cases count as wrong everywhere
+            fn += r.gold_mismatch
+            continue
+        wrong = {e.field for e in r.errors}
+        for name in FIELDS:
+            field_right[name] += name not in wrong
+        correct += r.predicted_code == r.gold_code
+        g, p = r.gold_code or NONE, r.predicted_code or NONE
         confusion.setdefault(g, {k: 0 for k in keys})
         confusion[g][p] = confusion[g].get(p, 0) + 1
-        tp += label.mismatch and predicted_mismatch
-        fp += (not label.mismatch) and predicted_mismatch
-        fn += label.mismatch and not predicted_mismatch
-    # Unreadable scored cases count as wrong everywhere.
-    unreadable_scored = sum(1 for r in results if r.read_error and not r.unscored)
-    scored += unreadable_scored
-    fn += sum(1 for r in results if r.read_error and not r.unscored and r.gold_mismatch)
+        tp += r.gold_mismatch and r.predicted_mismatch
+        fp += (not r.gold_mismatch) and r.predicted_mismatch
+        fn += r.gold_mismatch and not r.predicted_mismatch
 
     def ratio(a: int, b: int) -> float:
         return round(a / b, 4) if b else 1.0
 
     return EvalReport(
-        directory=str(directory),
-        cases=len(pairs),
+        directory=directory,
+        cases=len(results),
         scored=scored,
         code_accuracy=ratio(correct, scored),
         code_correct=correct,
@@ -234,4 +257,68 @@ def render_eval_text(report: EvalReport, show_cases: bool = True) -> str:
             for e in r.errors:
                 lines.append(f"  {r.id}{tag} {e.field}: gold {json.dumps(e.gold)}, predicted {json.dumps(e.predicted)}")
                 lines += [f"      {ev}" for ev in e.evidence[:6]]
+    return "\n".join(lines)
+
+
+def rescore(saved: EvalReport, directory: Path, codes: list[str]) -> EvalReport:
+    """A saved run's predictions scored against the labels as they are now (labels may have been corrected by the
+    second labeller since): this is how a writer set's first, blind run keeps counting after its errors were used."""
+    labels = {label.id: label for _, label in load_labels(directory)}
+    results = []
+    for old in saved.results:
+        label = labels.get(old.id)
+        if label is None or old.read_error or not old.predicted:
+            continue
+        errors = [FieldError(id=label.id, field=name, gold=_gold(label, name), predicted=old.predicted[name])
+                  for name in FIELDS if not _same(name, _gold(label, name), old.predicted[name])]
+        if old.predicted_code != label.expected_code:
+            errors.insert(0, FieldError(id=label.id, field="code", gold=label.expected_code,
+                                        predicted=old.predicted_code))
+        results.append(old.model_copy(update={"unscored": label.unscored, "gold_code": label.expected_code,
+                                              "gold_mismatch": label.mismatch, "errors": errors}))
+    return summarise(saved.directory, results, codes)
+
+
+class WriterRow(BaseModel):
+    group: str
+    now: EvalReport
+    first_run: Optional[EvalReport] = None
+
+
+def by_writer(report: EvalReport, directory: Path, codes: list[str]) -> list[WriterRow]:
+    """One row per writer set: today's figures and, where the set holds a FIRST_RUN.json, its first blind run."""
+    rows = []
+    for group in sorted({r.group for r in report.results}):
+        now = summarise(f"{report.directory}/{group}", [r for r in report.results if r.group == group], codes)
+        first = None
+        saved = directory / group / FIRST_RUN
+        if saved.is_file():
+            first = rescore(EvalReport.model_validate_json(saved.read_text(encoding="utf-8")), directory / group,
+                            codes)
+        rows.append(WriterRow(group=group, now=now, first_run=first))
+    return rows
+
+
+def render_by_writer(rows: list[WriterRow]) -> str:
+    pct = lambda x: f"{100 * x:5.1f}%"  # noqa: E731
+
+    def cells(r: Optional[EvalReport]) -> str:
+        if r is None:
+            return f"{'-':>7} {'-':>7} {'-':>7} {'':<14}"
+        low = min(r.field_accuracy, key=lambda k: r.field_accuracy[k])
+        return f"{pct(r.code_accuracy):>7} {pct(r.mismatch_recall):>7} {pct(r.field_accuracy[low]):>7} {low:<14}"
+
+    head = f"{'set':<8} {'notes':>5} | {'first blind run: code':>21} {'mm R':>7} {'lowest field':>22} | " \
+           f"{'now: code':>9} {'mm R':>7} {'lowest field':>22}"
+    lines = [head, "-" * len(head)]
+    firsts = []
+    for row in rows:
+        lines.append(f"{row.group:<8} {row.now.scored:>5} | {cells(row.first_run):>52} | {cells(row.now)}")
+        if row.first_run is not None:
+            firsts += [r for r in row.first_run.results]
+    if firsts:
+        pooled = summarise("first runs", firsts, list(next(iter(rows)).now.confusion)[:-1])
+        lines += ["", f"Leave-one-writer-out (every set scored by the code as it was before its own errors were "
+                      f"seen): code {pct(pooled.code_accuracy).strip()} ({pooled.code_correct}/{pooled.scored}), "
+                      f"mismatch recall {pct(pooled.mismatch_recall).strip()}"]
     return "\n".join(lines)

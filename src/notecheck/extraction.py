@@ -17,7 +17,7 @@ from spacy.tokens import Doc, Span
 
 from notecheck.fastregex import forget_matching_text, matching_text
 from notecheck.models import Evidence, Findings, Resolution, SectionSpan
-from notecheck.rulebook import FieldPolicy, FindingsPolicy, Rulebook, cached_rulebook
+from notecheck.rulebook import BlockPolicy, FieldPolicy, FindingsPolicy, FormPolicy, Rulebook, cached_rulebook
 
 SPAN_GROUP = "notecheck"
 ORIGINAL_TEXT_KEY = "notecheck.original_text"
@@ -136,6 +136,99 @@ def _targets(doc: Doc, prepared: Any) -> list[_Target]:
             if s._.target_rule is not None]
 
 
+_EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
+                 "generic": "is_hypothetical"}
+_Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
+_COMPILED: dict[int, Any] = {}
+
+
+def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
+    """One alternation over every block cue (one scan of the note), the labelled-line regex and the end markers."""
+    key = id(bp)
+    if key not in _COMPILED:
+        cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
+        scan = re.compile(r"(?im)^[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")")
+        label = re.compile(bp.label_line, re.IGNORECASE | re.MULTILINE)
+        until = [re.compile(r.until, re.IGNORECASE | re.MULTILINE) if r.until else None for r in bp.rules]
+        _COMPILED[key] = (scan, label, until)
+    return _COMPILED[key]
+
+
+def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block]:
+    """Blocks whose label or marker puts them in another episode. A block runs from its cue to the first blank line,
+    the next section header or (when the cue line carries its own text) the next labelled line; a rule's `until`
+    marker closes a copied block instead, across blank lines and headers."""
+    scan, label, until = _block_regexes(bp)
+    out: list[_Block] = []
+    for found in scan.finditer(text):
+        k = int(next(name for name, v in found.groupdict().items() if v is not None)[1:])
+        rule = bp.rules[k]
+        start = found.start()
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end == -1 else line_end
+        end = None
+        if until[k] is not None:
+            closing = until[k].search(text, line_end)
+            if closing is not None:
+                end = closing.end()
+        if end is None:
+            end = len(text)
+            blank = re.compile(r"\n[ \t]*\r?\n").search(text, line_end)
+            if blank is not None:
+                end = blank.start()
+            k_h = bisect.bisect_right(header_starts, line_end)
+            if k_h < len(header_starts):
+                end = min(end, header_starts[k_h])
+            if text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
+                nxt = label.search(text, line_end + 1, end) if line_end < end else None
+                if nxt is not None:
+                    end = nxt.start()
+        out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
+    return out
+
+
+def _form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
+    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset)."""
+    line_end = text.find("\n", end)
+    rest = text[end : len(text) if line_end == -1 else line_end]
+    if not rest:
+        return None
+    res = _form_regexes(fp)
+    plain = res[4].match(rest)
+    if plain is not None:
+        return "negative", end + plain.start("word")
+    first = True
+    answer = None
+    for opt in res[0].finditer(rest):
+        if first and (opt.start() > fp.max_gap or rest[: opt.start()].strip(" \t:?=-")):
+            return None
+        first = False
+        if not res[1].search(opt.group("mark")):
+            continue
+        word = opt.group("word").strip()
+        if res[2].match(word):
+            answer = ("negative", end + opt.start("word"))
+        elif res[3].match(word):
+            answer = ("affirmative", end + opt.start("word"))
+    return answer
+
+
+def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
+    key = id(fp)
+    if key not in _COMPILED:
+        _COMPILED[key] = tuple(re.compile(p, re.IGNORECASE) for p in
+                               (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer))
+    return _COMPILED[key]
+
+
+def _header_starts(doc: Doc) -> list[int]:
+    starts = []
+    for sec in getattr(doc._, "sections", None) or []:
+        if sec.category is not None and sec.title_start is not None:
+            starts.append(doc[sec.title_start].idx)
+    return sorted(starts)
+
+
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     prepared = matching_text(doc)
     section_of = _section_finder(doc)
@@ -166,6 +259,9 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     for target, modifier in getattr(graph, "edges", None) or []:
         modifiers_of.setdefault((target.start, target.end, target.label), []).append(modifier)
     code_label = re.compile(policy.code_label_pattern)
+    blocks = _blocks(text, _header_starts(doc), policy.blocks) if policy.blocks is not None else []
+    block_starts = [b[0] for b in blocks]
+    keeps = policy.blocks.keeps if policy.blocks is not None else {}
     for start_char, end_char, label, first, end, label_id, rule in kept:
         key = (first, end, label_id)
         meta = dict(rule.metadata or {})
@@ -178,17 +274,34 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             flag = CONTEXT_FLAGS.get(mod.category)
             if flag in flags:
                 flags[flag] = True
-        if meta.get("ignore_negation"):
-            flags["is_negated"] = False
         section = section_of(first)
         mods = []
         for mod in modifiers:
             ms, me = mod.modifier_span
             last = doc[me - 1]
             mods.append((mod.category, text[token_starts[ms] : last.idx + len(last)], token_starts[ms]))
+        if policy.forms is not None and label not in ("cpt_code", "icd10_code"):
+            answer = _form_answer(text, end_char, policy.forms)
+            if answer is not None:
+                flags["is_negated"] = answer[0] == "negative"
+                mods.append(("FORM_" + answer[0].upper(), text[answer[1] : answer[1] + 20].split("\n")[0].strip(),
+                             answer[1]))
+        if meta.get("ignore_negation"):
+            flags["is_negated"] = False
+        in_block = None
+        k_b = bisect.bisect_right(block_starts, start_char) - 1
+        while k_b >= 0:  # blocks can nest (a consent line inside a copied note): the innermost holding it decides
+            if blocks[k_b][0] <= start_char < blocks[k_b][1]:
+                in_block = blocks[k_b]
+                break
+            k_b -= 1
+        if in_block is not None and label not in keeps.get(in_block[2], ()):
+            flags[_EPISODE_FLAG[in_block[2]]] = True
+            mods.append(("BLOCK_" + in_block[2].upper(), f"{in_block[3]}: {in_block[4]}", in_block[5]))
         value = meta.get("value")
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
+        counted = counted and (in_block is None or label in keeps.get(in_block[2], ()))
         counted = counted and section not in policy.ignore_sections
         counted = counted and section not in policy.field_ignore_sections.get(label, ())
         if flags["is_negated"]:
@@ -285,7 +398,10 @@ def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[s
                 if re.match(rule.pattern, code):
                     return rule.value
         return "unknown"
-    if "bilateral" in values:
+    one_sided = {v for v in values if v != "bilateral"}
+    # 'Bilateral' or 'both hips' often describes an exam, positioning or a device; the case is bilateral when the
+    # treated-side mentions name both sides, or name no one side at all.
+    if "bilateral" in values and len(one_sided) != 1:
         chosen = "bilateral"
     else:
         counts = Counter(values)

@@ -35,6 +35,10 @@ SPAN_GROUP = "notecheck"
 _END_PUNCT = {".", "!", "?"}
 _WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, may continue on the next line
 _CONTINUATION_INDENT = 8
+# Abbreviations that end in a full stop mid-sentence ("incl. general anaesthesia", "approx. 2 cm"): the stop after
+# them does not end the sentence, so a cue before them keeps its reach.
+_ABBREVIATIONS = frozenset({"incl", "approx", "appx", "esp", "resp", "eg", "ie", "cf", "viz", "fig", "figs",
+                            "dr", "drs", "mr", "mrs", "ms", "prof", "vs", "ca", "abt", "bilat", "ant", "prox"})
 
 
 class _DeferredPackage(types.ModuleType):
@@ -112,6 +116,9 @@ def split_sentences(doc: Doc) -> Doc:
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
         elif w in _END_PUNCT and not nxt.islower() and i + 1 < n:
+            if w == "." and i and offsets[i - 1] + lengths[i - 1] == start and \
+                    text[offsets[i - 1] : start].lower() in _ABBREVIATIONS and nxt[:1].isalnum():
+                continue
             sent[i + 1] = 1
     for i in breaks:  # a line break belongs to the sentence it ends
         if i:

@@ -139,12 +139,62 @@ class OptionListPolicy(_Strict):
         return _check_regex(v)
 
 
+class BlockRule(_Strict):
+    """A label or marker that puts the block after it in another episode of care than this encounter's treatment:
+    a past-history list, an options or consent paragraph, text copied from an earlier note, another hospital's care,
+    teaching text. The block runs to the first blank line, the next labelled line or section header, or `until`."""
+
+    id: str
+    episode: Literal["prior", "planned", "elsewhere", "generic"]
+    pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
+    until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
+    description: str = ""
+
+    @field_validator("pattern", "until")
+    @classmethod
+    def _compiles(cls, v: Optional[str]) -> Optional[str]:
+        return _check_regex(v)
+
+
+class BlockPolicy(_Strict):
+    """Block- and section-level context: ConText cues reach a few words, these reach a whole labelled block."""
+
+    label_line: str = Field(description="regex for a line that starts a new labelled block ('Procedure:')")
+    rules: list[BlockRule]
+    keeps: dict[str, list[str]] = Field(
+        default_factory=dict, description="episode -> fields whose mentions still count inside such a block "
+                                          "(a prosthesis named in the past history still decides the etiology)")
+
+    @field_validator("label_line")
+    @classmethod
+    def _label_compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
+class FormPolicy(_Strict):
+    """A form answer after a label ('Converted to open: ( ) yes (x) no', 'Closed reduction: No') decides the label."""
+
+    option: str = Field(description="regex for one option: group 'mark' the box, group 'word' its text")
+    checked: str = Field(description="regex a checked box's mark matches")
+    negative: str = Field(description="regex for an answer that says no (no, none, not needed)")
+    affirmative: str = Field(description="regex for an answer that says yes (yes, done)")
+    plain_answer: str = Field(description="regex for 'label: answer' with no boxes; group 'word' the answer")
+    max_gap: int = Field(ge=0, description="characters allowed between the label and its first option")
+
+    @field_validator("option", "checked", "negative", "affirmative", "plain_answer")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
     ignore_sections: list[str] = Field(default_factory=list)
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
+    blocks: Optional[BlockPolicy] = None
+    forms: Optional[FormPolicy] = None
     code_label_pattern: str = Field(
         description="regex for the text just before a CPT code that makes it a stated claim (CPT:, Charges:)")
     side_specific: dict[str, list[str]] = Field(
@@ -357,7 +407,9 @@ def _cross_check(book: Rulebook) -> None:
         if crule.category not in CONTEXT_CATEGORIES:
             raise RulebookError(f"context_rules.json: context_rules.{i} ({crule.literal!r}): unknown category "
                                 f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
-    for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific]:
+    kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
+    for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
+                       *kept]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
     for name, fam in book.families.items():
