@@ -339,6 +339,23 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     return out
 
 
+_OPTION_GAP = re.compile(r"(?:[\s/,|;:()\[\]\u2610\u25a1-]|\bor\b|\band\b)*", re.IGNORECASE)
+
+
+def _longest_chain(text: str, group: list[Mention]) -> int:
+    """Distinct values in the longest run of mentions separated only by list punctuation ("GA / spinal / MAC"):
+    a sentence that names three anaesthetics in passing ("spinal, light sedation with propofol") is no list."""
+    ordered = sorted(group, key=lambda m: m.start)
+    best, run, prev = 0, set(), None
+    for m in ordered:
+        if prev is not None and m.start >= prev.end and _OPTION_GAP.fullmatch(text, prev.end, m.start) is None:
+            run = set()
+        run.add(m.value)
+        best = max(best, len(run))
+        prev = m if prev is None or m.end > prev.end else prev
+    return best
+
+
 def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsPolicy) -> None:
     """A line naming many values of one field without marking one is template boilerplate, not documentation."""
     opt = policy.option_list
@@ -350,7 +367,7 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
             line_start = text.rfind("\n", 0, m.start) + 1
             by_line.setdefault((line_start, m.field), []).append(m)
     for (line_start, _field), group in by_line.items():
-        if len({m.value for m in group}) < opt.min_values:
+        if len({m.value for m in group}) < opt.min_values or _longest_chain(text, group) < opt.min_values:
             continue
         line_end = text.find("\n", line_start)
         line = text[line_start : line_end if line_end != -1 else len(text)]
