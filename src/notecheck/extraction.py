@@ -507,6 +507,17 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                     seen.append(str(m.value))
             values[name] = seen
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
+    for name in policy.last_statement_wins:
+        # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.
+        said = [m for m in by_field.get(name, []) if m.counted or (
+            m.flags["is_negated"] and not (m.flags["is_hypothetical"] or m.flags["is_historical"]
+                                           or m.flags["is_uncertain"] or m.flags["is_family"]))]
+        if said and booleans.get(name) and not said[-1].counted:
+            booleans[name] = False
+            for m in said[:-1]:
+                if m.counted:
+                    m.counted = False
+                    m.modifiers.append(("LATER_NEGATION", f"(later: not done @{said[-1].start})", said[-1].start))
 
     imaging_pre = imaging_post = fluoroscopy = False
     for m, when in _imaging(mentions, policy):

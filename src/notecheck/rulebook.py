@@ -194,6 +194,9 @@ class FindingsPolicy(_Strict):
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
     blocks: Optional[BlockPolicy] = None
+    last_statement_wins: list[str] = Field(
+        default_factory=list, description="boolean findings decided by the note's last statement of them: a title or "
+                                          "booking that names a step the body later says was not done does not count")
     forms: Optional[FormPolicy] = None
     code_label_pattern: str = Field(
         description="regex for the text just before a CPT code that makes it a stated claim (CPT:, Charges:)")
@@ -409,7 +412,7 @@ def _cross_check(book: Rulebook) -> None:
                                 f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
     kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
     for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
-                       *kept]:
+                       *kept, *book.findings.last_statement_wins]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
     for name, fam in book.families.items():
