@@ -336,7 +336,43 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                                           {"implied": True, "from_code": bool(meta.get("from_code"))}))
     if policy.option_list is not None:
         _discount_option_lists(text, out, policy)
+    if policy.overridden_by:
+        _discount_overridden(out, policy.overridden_by)
     return out
+
+
+def _negation_is_close(m: Mention, reach: int = 12) -> bool:
+    """'No femoral shortening' or 'shortening was not needed' state it; 'not tight after femoral shortening' does
+    not: the negation cue must sit right beside the mention."""
+    return any(cat == "FORM_NEGATIVE" or (cat == "NEGATED_EXISTENCE" and m.start - reach <= start <= m.end + reach)
+               for cat, _, start in m.modifiers)
+
+
+def _only_historical(m: Mention, policy: FindingsPolicy) -> bool:
+    """Discounted for being in the past and for nothing else (not negated, planned, doubtful, another person's, in an
+    ignored section or block)."""
+    f = m.flags
+    return (f["is_historical"] and not (f["is_negated"] or f["is_hypothetical"] or f["is_uncertain"] or f["is_family"])
+            and m.section not in policy.ignore_sections and m.value is not None
+            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
+                        for cat, _, _ in m.modifiers))
+
+
+def _discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:
+    """'The hip remains reduced' is a state and 'trial reduction' an arthroplasty step: where a more specific field's
+    counted mention covers the same words, the general mention (and what it implies) does not count."""
+    specific = [m for m in mentions if m.counted and any(m.field in fs for fs in overridden_by.values())]
+    if not specific:
+        return
+    for m in mentions:
+        over = overridden_by.get(m.field)
+        if not over or not m.counted:
+            continue
+        for s in specific:
+            if s.field in over and s.start < m.end and m.start < s.end:
+                m.counted = False
+                m.modifiers.append(("OVERRIDDEN", f"({s.field}: {s.text})", s.start))
+                break
 
 
 _OPTION_GAP = re.compile(r"(?:[\s/,|;:()\[\]\u2610\u25a1-]|\bor\b|\band\b)*", re.IGNORECASE)
@@ -490,6 +526,13 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         if m.counted and m.text not in cpt:
             cpt.append(m.text)
 
+    for name in policy.historical_fallback:
+        ms = by_field.get(name, [])
+        if ms and not any(m.counted for m in ms):
+            for m in ms:
+                if _only_historical(m, policy):
+                    m.counted = True
+                    m.modifiers.append(("HISTORICAL_FALLBACK", "(nothing current; the past state stands)", m.start))
     values: dict[str, Any] = {}
     # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():
@@ -511,7 +554,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.
         said = [m for m in by_field.get(name, []) if m.counted or (
             m.flags["is_negated"] and not (m.flags["is_hypothetical"] or m.flags["is_historical"]
-                                           or m.flags["is_uncertain"] or m.flags["is_family"]))]
+                                           or m.flags["is_uncertain"] or m.flags["is_family"])
+            and _negation_is_close(m))]
         if said and booleans.get(name) and not said[-1].counted:
             booleans[name] = False
             for m in said[:-1]:

@@ -194,6 +194,13 @@ class FindingsPolicy(_Strict):
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
     blocks: Optional[BlockPolicy] = None
+    overridden_by: dict[str, list[str]] = Field(
+        default_factory=dict, description="field -> fields whose counted mention over the same words means something "
+                                          "more specific ('remains reduced' is a state, 'trial reduction' an "
+                                          "arthroplasty step): the overlapped mention does not count")
+    historical_fallback: list[str] = Field(
+        default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
+                                          "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
     last_statement_wins: list[str] = Field(
         default_factory=list, description="boolean findings decided by the note's last statement of them: a title or "
                                           "booking that names a step the body later says was not done does not count")
@@ -412,7 +419,9 @@ def _cross_check(book: Rulebook) -> None:
                                 f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
     kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
     for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
-                       *kept, *book.findings.last_statement_wins]:
+                       *kept, *book.findings.last_statement_wins, *book.findings.overridden_by,
+                       *book.findings.historical_fallback,
+                       *(f for fs in book.findings.overridden_by.values() for f in fs)]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
     for name, fam in book.families.items():
