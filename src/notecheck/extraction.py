@@ -488,6 +488,10 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Ment
         if events:
             event = min(events)
             break
+    if event is None and ip.any_section_event:
+        events = [m.start for m in mentions if m.counted and m.field in ip.event_fields
+                  and m.value not in (False, "false")]
+        event = min(events) if events else None
     placed = []
     for m in mentions:
         if m.field != "imaging":
@@ -567,9 +571,10 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     for m, when in _imaging(mentions, policy):
         field_name = f"imaging_{when}" if when and m.counted else "imaging"
         rows.append(m.evidence_row(field_name))
-        if m.counted and when == "pre":
+        both = m.counted and m.value in policy.imaging.both_values
+        if m.counted and (when == "pre" or both):
             imaging_pre = True
-        if m.counted and when == "post":
+        if m.counted and (when == "post" or both):
             imaging_post = True
         if m.counted and m.value == "fluoroscopy":
             fluoroscopy = True

@@ -119,6 +119,11 @@ class ImagingPolicy(_Strict):
     event_fields: list[str]
     event_sections: list[list[Optional[str]]] = Field(
         description="groups of sections, in priority order, where the first reduction mention marks the event")
+    any_section_event: bool = Field(
+        default=False, description="when no listed section holds a reduction mention, the first one anywhere marks it")
+    both_values: list[str] = Field(
+        default_factory=list, description="imaging done as part of the reduction itself (an arthrogram shows the hip "
+                                          "before and after): counts as both before and after")
 
 
 class IcdLaterality(_Strict):
