@@ -341,6 +341,25 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     return out
 
 
+def _promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: Any, text: str,
+             resolutions: list[Resolution]) -> None:
+    """'Sedation given by the anaesthetics registrar' is MAC: a resolved value becomes the more specific one when the
+    finding that makes it so is stated beside one of its mentions (same paragraph, within the window)."""
+    if values.get(promo.field) != promo.value:
+        return
+    near = [n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value]
+    for m in by_field.get(promo.field, []):
+        if not m.counted or m.value != promo.value:
+            continue
+        for n in near:
+            lo, hi = min(m.start, n.start), max(m.end, n.end)
+            if hi - lo <= promo.window and "\n\n" not in text[lo:hi]:
+                values[promo.field] = promo.to
+                resolutions.append(Resolution(field=promo.field, value=promo.to, candidates=[promo.value, promo.to],
+                                              reason=promo.reason))
+                return
+
+
 def _negation_is_close(m: Mention, reach: int = 12) -> bool:
     """'No femoral shortening' or 'shortening was not needed' state it; 'not tight after femoral shortening' does
     not: the negation cue must sit right beside the mention."""
@@ -553,6 +572,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                 if m.value is not None and m.value not in seen:
                     seen.append(str(m.value))
             values[name] = seen
+    for promo in policy.promotions:
+        _promote(values, by_field, promo, matching_text(doc).text, resolutions)
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
     for name in policy.last_statement_wins:
         # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.

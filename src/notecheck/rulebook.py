@@ -192,6 +192,18 @@ class FormPolicy(_Strict):
         return _check_regex(v)
 
 
+class Promotion(_Strict):
+    """A resolved value that means something more specific when another finding is stated beside it."""
+
+    field: str
+    value: str
+    to: str
+    near_field: str
+    near_value: str
+    window: int = Field(ge=1, description="characters between the two mentions, within one paragraph")
+    reason: str
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -203,6 +215,7 @@ class FindingsPolicy(_Strict):
         default_factory=dict, description="field -> fields whose counted mention over the same words means something "
                                           "more specific ('remains reduced' is a state, 'trial reduction' an "
                                           "arthroplasty step): the overlapped mention does not count")
+    promotions: list[Promotion] = Field(default_factory=list)
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
@@ -425,7 +438,8 @@ def _cross_check(book: Rulebook) -> None:
     kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
     for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
                        *kept, *book.findings.last_statement_wins, *book.findings.overridden_by,
-                       *book.findings.historical_fallback,
+                       *book.findings.historical_fallback, *(p.field for p in book.findings.promotions),
+                       *(p.near_field for p in book.findings.promotions),
                        *(f for fs in book.findings.overridden_by.values() for f in fs)]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
