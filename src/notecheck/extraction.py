@@ -140,6 +140,7 @@ _EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planne
                  "generic": "is_hypothetical"}
 _Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _COMPILED: dict[int, Any] = {}
+_BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 
 
 def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
@@ -173,7 +174,7 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
                 end = closing.end()
         if end is None:
             end = len(text)
-            blank = re.compile(r"\n[ \t]*\r?\n").search(text, line_end)
+            blank = _BLANK_LINE.search(text, line_end)
             if blank is not None:
                 end = blank.start()
             k_h = bisect.bisect_right(header_starts, line_end)
@@ -187,8 +188,14 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
     return out
 
 
+_FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
+
+
 def _form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
     """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset)."""
+    head = text[end : end + fp.max_gap + 2]
+    if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
+        return None
     line_end = text.find("\n", end)
     rest = text[end : len(text) if line_end == -1 else line_end]
     if not rest:
