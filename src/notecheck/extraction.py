@@ -345,7 +345,33 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         _discount_option_lists(text, out, policy)
     if policy.overridden_by:
         _discount_overridden(out, policy.overridden_by)
+    if policy.follow_up is not None:
+        _discount_follow_up(text, out, policy.follow_up)
     return out
+
+
+def _discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
+    """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
+    key = id(fu)
+    if key not in _COMPILED:
+        _COMPILED[key] = (re.compile(fu.heading, re.IGNORECASE | re.MULTILINE),
+                          re.compile(fu.today, re.IGNORECASE))
+    heading, today = _COMPILED[key]
+    found = heading.search(text, 0, fu.head_chars)
+    if found is None:
+        return
+    cue = found.group(0).strip()[:60]
+    lines: dict[int, bool] = {}
+    for m in mentions:
+        if not m.counted or m.field not in fu.fields:
+            continue
+        start = text.rfind("\n", 0, m.start) + 1
+        if start not in lines:
+            end = text.find("\n", m.end)
+            lines[start] = today.search(text, start, len(text) if end == -1 else end) is not None
+        if not lines[start]:
+            m.counted = False
+            m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
 
 
 def _promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: Any, text: str,

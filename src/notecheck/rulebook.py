@@ -204,6 +204,21 @@ class Promotion(_Strict):
     reason: str
 
 
+class FollowUpPolicy(_Strict):
+    """A note whose heading says it is a follow-up visit documents an earlier treatment: its reduction, anaesthesia,
+    device and imaging mentions are that treatment's, unless their line says the act happened at this visit."""
+
+    heading: str = Field(description="regex searched in the note's first head_chars characters")
+    head_chars: int = Field(ge=1)
+    today: str = Field(description="regex for a line that places an act at this visit ('today', 're-reduced')")
+    fields: list[str]
+
+    @field_validator("heading", "today")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -216,6 +231,7 @@ class FindingsPolicy(_Strict):
                                           "more specific ('remains reduced' is a state, 'trial reduction' an "
                                           "arthroplasty step): the overlapped mention does not count")
     promotions: list[Promotion] = Field(default_factory=list)
+    follow_up: Optional[FollowUpPolicy] = None
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
@@ -440,6 +456,7 @@ def _cross_check(book: Rulebook) -> None:
                        *kept, *book.findings.last_statement_wins, *book.findings.overridden_by,
                        *book.findings.historical_fallback, *(p.field for p in book.findings.promotions),
                        *(p.near_field for p in book.findings.promotions),
+                       *(book.findings.follow_up.fields if book.findings.follow_up else ()),
                        *(f for fs in book.findings.overridden_by.values() for f in fs)]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
