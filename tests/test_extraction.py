@@ -214,3 +214,29 @@ def test_claimed_code_comes_from_billing_lines_not_plans(checker, line, claimed)
     result = checker.check("DIAGNOSIS: Left traumatic hip dislocation after a fall.\nPROCEDURE: Closed reduction with "
                            f"an Allis maneuver under procedural sedation.\n{line}\n")
     assert result.claimed_code == claimed
+
+
+def test_reduction_attempts_become_events_and_the_successful_one_decides(checker):
+    result = checker.check_text(
+        "DIAGNOSIS: Left posterior hip dislocation after a motorcycle crash.\n"
+        "ED course: closed reduction was attempted twice under procedural sedation with propofol; both attempts "
+        "were unsuccessful.\n\n"
+        "OPERATIVE NOTE: Under general endotracheal anesthesia given by the anesthesiologist, closed reduction with "
+        "a Bigelow maneuver; the hip reduced with a clunk and was concentric on fluoroscopy.\n")
+    events = result.findings.events
+    assert [e.outcome for e in events] == ["failed", "succeeded"]
+    assert [e.anesthesia for e in events] == ["moderate_sedation", "general"]
+    assert [e.deciding for e in events] == [False, True]
+    assert result.findings.anesthesia == "general" and result.supported_code == "27252"
+
+
+def test_anesthesia_named_only_with_a_failed_attempt_does_not_decide(checker):
+    result = checker.check_text(
+        "DIAGNOSIS: Dislocated right total hip arthroplasty.\n"
+        "Day 1: closed reduction under general anaesthesia in theatre was unsuccessful; the patient was returned "
+        "to the ward.\n\n"
+        "Day 2: closed reduction under procedural sedation with propofol by the ED physician; the hip relocated "
+        "with a clunk, concentric on X-ray.\n")
+    assert [e.outcome for e in result.findings.events] == ["failed", "succeeded"]
+    assert result.findings.anesthesia == "moderate_sedation"
+    assert any(r.field == "anesthesia" and "finally reduced" in r.reason for r in result.resolutions)

@@ -16,7 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecheck.fastregex import forget_matching_text, matching_text
-from notecheck.models import Evidence, Findings, Resolution, SectionSpan
+from notecheck.models import Evidence, Findings, ReductionEvent, Resolution, SectionSpan
 from notecheck.rulebook import BlockPolicy, FieldPolicy, FindingsPolicy, FormPolicy, Rulebook, cached_rulebook
 
 SPAN_GROUP = "notecheck"
@@ -386,11 +386,51 @@ def _promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: 
             continue
         for n in near:
             lo, hi = min(m.start, n.start), max(m.end, n.end)
-            if hi - lo <= promo.window and "\n\n" not in text[lo:hi]:
+            if hi - lo <= promo.window and _BLANK_LINE.search(text, lo, hi) is None:
                 values[promo.field] = promo.to
                 resolutions.append(Resolution(field=promo.field, value=promo.to, candidates=[promo.value, promo.to],
                                               reason=promo.reason))
                 return
+
+
+def _events(text: str, by_field: dict[str, list[Mention]], ep: Any, rank: list[str]) -> list[ReductionEvent]:
+    """Reduction attempts in narrative order: counted anchor mentions grouped while they stay close and in one
+    paragraph; each takes the anaesthesia named around it and an outcome from its own words. The last attempt that
+    succeeded decides (else the last one)."""
+    key = id(ep)
+    if key not in _COMPILED:
+        _COMPILED[key] = (re.compile(ep.failed, re.IGNORECASE), re.compile(ep.succeeded, re.IGNORECASE))
+    failed, succeeded = _COMPILED[key]
+    anchors = sorted((m for f in ep.anchor_fields for m in by_field.get(f, [])
+                      if m.counted and m.value not in (None, False, "false")), key=lambda m: m.start)
+    groups: list[list[Mention]] = []
+    for m in anchors:
+        if groups and m.start - groups[-1][-1].end <= ep.gap \
+                and _BLANK_LINE.search(text, groups[-1][-1].end, m.start) is None:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    anesthesia = [m for m in by_field.get("anesthesia", []) if m.counted and str(m.value) in rank]
+    events = []
+    for i, group in enumerate(groups, 1):
+        start, end = group[0].start, max(m.end for m in group)
+        para_start = 0
+        for blank in _BLANK_LINE.finditer(text, max(0, start - ep.before), start):
+            para_start = blank.end()
+        following = _BLANK_LINE.search(text, end, end + ep.after)
+        para_end = following.start() if following is not None else len(text)
+        lo, hi = max(start - ep.before, para_start), min(end + ep.after, para_end)
+        own = [str(m.value) for m in anesthesia if lo <= m.start < hi]
+        words = text[start : min(end + ep.after, para_end)]
+        outcome = "failed" if failed.search(words) else "succeeded" if succeeded.search(words) else "unknown"
+        approach = "open" if any(m.field == "approach" and m.value == "open" for m in group) else "closed"
+        events.append(ReductionEvent(index=i, start=start, end=end, approach=approach,
+                                     anesthesia=min(own, key=rank.index) if own else "unknown", outcome=outcome,
+                                     deciding=False))
+    if events:
+        done = [e for e in events if e.outcome == "succeeded"]
+        (done[-1] if done else events[-1]).deciding = True
+    return events
 
 
 def _negation_is_close(m: Mention, reach: int = 12) -> bool:
@@ -605,6 +645,25 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                 if m.value is not None and m.value not in seen:
                     seen.append(str(m.value))
             values[name] = seen
+    events: list[ReductionEvent] = []
+    if policy.events is not None:
+        rank = policy.fields["anesthesia"].rank
+        events = _events(matching_text(doc).text, by_field, policy.events, rank)
+        deciding = next((e for e in events if e.deciding), None)
+        chosen = values.get("anesthesia")
+        failed_spans = [(e.start - policy.events.before, e.end + policy.events.after) for e in events
+                        if e.outcome == "failed"]
+        # The deepest anaesthesia named stands unless every mention of it belongs to an attempt that failed.
+        only_failed = chosen is not None and failed_spans and all(
+            any(lo <= m.start < hi for lo, hi in failed_spans)
+            for m in by_field.get("anesthesia", []) if m.counted and m.value == chosen)
+        if only_failed and deciding is not None and deciding.anesthesia != "unknown" \
+                and chosen != deciding.anesthesia:
+            resolutions.append(Resolution(field="anesthesia", value=deciding.anesthesia,
+                                          candidates=sorted({values.get("anesthesia") or "unknown",
+                                                             deciding.anesthesia}),
+                                          reason=policy.events.reason))
+            values["anesthesia"] = deciding.anesthesia
     for promo in policy.promotions:
         _promote(values, by_field, promo, matching_text(doc).text, resolutions)
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
@@ -660,6 +719,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         arthroplasty_performed=booleans.get("arthroplasty_performed", False),
         cpt_codes=cpt,
         icd10_codes=icd,
+        events=events,
     )
     return findings, evidence, resolutions
 

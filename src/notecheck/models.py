@@ -44,6 +44,18 @@ class Evidence(BaseModel):
     labelled: bool = Field(default=False, description="A code written right after a CPT, charge or billing label.")
 
 
+class ReductionEvent(BaseModel):
+    """One reduction attempt of this encounter, in narrative order, with what belongs to it."""
+
+    index: int = Field(description="1-based, in the order the note tells them")
+    start: int = Field(description="Character offset of the event's first mention.")
+    end: int = Field(description="Character offset just past the event's last mention.")
+    approach: Approach
+    anesthesia: Anesthesia = Field(description="Anaesthesia named with this attempt ('unknown' when none is).")
+    outcome: Literal["succeeded", "failed", "unknown"]
+    deciding: bool = Field(description="The final successful attempt (else the last one): its properties decide.")
+
+
 class Findings(BaseModel):
     """What the note documents, resolved from the mentions that count."""
 
@@ -68,6 +80,8 @@ class Findings(BaseModel):
     arthroplasty_performed: bool = False
     cpt_codes: list[str] = Field(default_factory=list)
     icd10_codes: list[str] = Field(default_factory=list)
+    events: list[ReductionEvent] = Field(
+        default_factory=list, description="Reduction attempts of this encounter; anaesthesia comes from the deciding one.")
 
 
 class Resolution(BaseModel):

@@ -60,6 +60,12 @@ def render_text(result: CheckResult, verbose: bool = False) -> str:
                 wrapped = textwrap.wrap(issue.query, _WIDTH - 18)
                 lines.append(f"          Query: {wrapped[0]}")
                 lines += [f"                 {w}" for w in wrapped[1:]]
+    events = result.findings.events
+    if len(events) > 1 or any(e.outcome == "failed" for e in events):
+        lines += ["", "Reduction attempts (the last one that succeeded decides):"]
+        for e in events:
+            mark = "  -> decides" if e.deciding else ""
+            lines.append(f"  {e.index}. {e.approach}, anaesthesia {e.anesthesia}, {e.outcome} (at {e.start}){mark}")
     if result.modifiers:
         lines += ["", "Modifiers:"]
         lines += [f"  {m.modifier:<3} {m.reason}" for m in result.modifiers]

@@ -219,6 +219,23 @@ class FollowUpPolicy(_Strict):
         return _check_regex(v)
 
 
+class EventPolicy(_Strict):
+    """How reduction attempts are told apart and which one decides (the encounter model)."""
+
+    anchor_fields: list[str] = Field(description="fields whose counted mentions anchor a reduction attempt")
+    gap: int = Field(ge=1, description="characters between anchors beyond which a new attempt starts")
+    failed: str = Field(description="regex for an attempt that did not reduce the hip")
+    succeeded: str = Field(description="regex for an attempt that reduced it")
+    before: int = Field(ge=0, description="characters before an attempt where its anaesthesia may be named")
+    after: int = Field(ge=0, description="characters after an attempt where its anaesthesia may be named")
+    reason: str
+
+    @field_validator("failed", "succeeded")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -232,6 +249,7 @@ class FindingsPolicy(_Strict):
                                           "arthroplasty step): the overlapped mention does not count")
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
+    events: Optional[EventPolicy] = None
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
@@ -457,6 +475,7 @@ def _cross_check(book: Rulebook) -> None:
                        *book.findings.historical_fallback, *(p.field for p in book.findings.promotions),
                        *(p.near_field for p in book.findings.promotions),
                        *(book.findings.follow_up.fields if book.findings.follow_up else ()),
+                       *(book.findings.events.anchor_fields if book.findings.events else ()),
                        *(f for fs in book.findings.overridden_by.values() for f in fs)]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
