@@ -453,7 +453,8 @@ def _only_historical(m: Mention, policy: FindingsPolicy) -> bool:
 def _discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:
     """'The hip remains reduced' is a state and 'trial reduction' an arthroplasty step: where a more specific field's
     counted mention covers the same words, the general mention (and what it implies) does not count."""
-    specific = [m for m in mentions if m.counted and any(m.field in fs for fs in overridden_by.values())]
+    specific_fields = {f for fs in overridden_by.values() for f in fs}
+    specific = [m for m in mentions if m.counted and m.field in specific_fields]
     if not specific:
         return
     for m in mentions:
