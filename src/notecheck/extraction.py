@@ -623,11 +623,15 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         if m.counted and m.text not in cpt:
             cpt.append(m.text)
 
-    for name in policy.historical_fallback:
+    treated = [name for name, acts in policy.treated_fallback.items()
+               if any(m.counted and m.value not in (None, False, "false") for a in acts for m in by_field.get(a, []))]
+    weak = re.compile(policy.treated_fallback_cues, re.IGNORECASE)
+    for name in [*policy.historical_fallback, *treated]:
         ms = by_field.get(name, [])
         if ms and not any(m.counted for m in ms):
             for m in ms:
-                if _only_historical(m, policy):
+                if _only_historical(m, policy) and (name in policy.historical_fallback or all(
+                        weak.search(text) for cat, text, _ in m.modifiers if cat == "HISTORICAL")):
                     m.counted = True
                     m.modifiers.append(("HISTORICAL_FALLBACK", "(nothing current; the past state stands)", m.start))
     values: dict[str, Any] = {}

@@ -250,6 +250,13 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     events: Optional[EventPolicy] = None
+    treated_fallback: dict[str, list[str]] = Field(
+        default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
+                                          "mention of the field discounted only as past still stands (the hip being "
+                                          "reduced today was dislocated, even if a date sits beside the word)")
+    treated_fallback_cues: str = Field(
+        default=r"^$", description="regex every past-tense cue on such a mention must match (a date, 'sequela of'): a "
+                                   "past-history heading keeps it in the past")
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
@@ -472,7 +479,8 @@ def _cross_check(book: Rulebook) -> None:
     kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
     for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
                        *kept, *book.findings.last_statement_wins, *book.findings.overridden_by,
-                       *book.findings.historical_fallback, *(p.field for p in book.findings.promotions),
+                       *book.findings.historical_fallback, *book.findings.treated_fallback,
+                       *(f for fs in book.findings.treated_fallback.values() for f in fs), *(p.field for p in book.findings.promotions),
                        *(p.near_field for p in book.findings.promotions),
                        *(book.findings.follow_up.fields if book.findings.follow_up else ()),
                        *(book.findings.events.anchor_fields if book.findings.events else ()),
