@@ -701,6 +701,13 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     rows.sort(key=lambda e: (e["start"], e["field"]))
     evidence: list[Evidence] = _EVIDENCE_LIST.validate_python(rows)
 
+    if policy.device_only is not None and values.get("technique") and values.get("approach") != "open" \
+            and not booleans.get("reduction") and values.get("manipulation") != "true" \
+            and values.get("anesthesia") in (None, "unknown"):
+        values["anesthesia"] = policy.device_only.anesthesia
+        resolutions.append(Resolution(field="anesthesia", value=policy.device_only.anesthesia,
+                                      candidates=["unknown", policy.device_only.anesthesia],
+                                      reason=policy.device_only.reason))
     manipulation = values.get("manipulation")
     findings = Findings(
         etiology=values.get("etiology") or "unknown",

@@ -236,6 +236,14 @@ class EventPolicy(_Strict):
         return _check_regex(v)
 
 
+class DeviceOnlyPolicy(_Strict):
+    """What a device-only encounter documents when the note is silent: a harness, brace, splint or traction applied
+    with no reduction act and no anaesthesia named is treatment without anaesthesia (manipulation stays unstated)."""
+
+    anesthesia: Literal["none"]
+    reason: str
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -250,6 +258,7 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     events: Optional[EventPolicy] = None
+    device_only: Optional[DeviceOnlyPolicy] = None
     treated_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
                                           "mention of the field discounted only as past still stands (the hip being "
