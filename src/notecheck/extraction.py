@@ -141,6 +141,7 @@ _EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planne
 _Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _COMPILED: dict[int, Any] = {}
 _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
+_CLAUSE_BREAK = re.compile(r"\n|[.;](?:\s|$)")
 
 
 def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
@@ -533,11 +534,32 @@ def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: li
     return chosen
 
 
+def _treated_sides(text: str, pool: list[Mention], acts: list[Mention], reach: int) -> set[str]:
+    """Sides named beside an act of treatment ('closed reduction of the left hip', 'L hip reduced'): the treated
+    structure, which an examination of both hips or a device on both legs does not change."""
+    sides = set()
+    for m in pool:
+        for a in acts:
+            lo, hi = min(m.start, a.start), max(m.end, a.end)
+            if hi - lo <= reach and _CLAUSE_BREAK.search(text, lo, hi) is None:
+                sides.add(m.value)
+                break
+    return sides
+
+
 def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[str], policy: FindingsPolicy,
-          resolutions: list[Resolution]) -> str:
+          resolutions: list[Resolution], text: str = "", acts: Optional[list[Mention]] = None) -> str:
     counted = [m for m in ms if m.counted and m.value in ("left", "right", "bilateral")]
     pool = _first_tier(counted, prefer)
     values = [m.value for m in pool]
+    treated = _treated_sides(text, counted, acts or [], policy.treated_side_reach) if acts else set()
+    if treated and len(set(values)) > 1:
+        one = {v for v in treated if v != "bilateral"}
+        if len(one) == 1 and "bilateral" not in treated:
+            chosen = one.pop()
+            resolutions.append(Resolution(field="laterality", value=chosen, candidates=sorted(set(values)),
+                                          reason="the side named with the reduction or device is the treated one"))
+            return chosen
     if not values:
         for code in codes:
             for rule in policy.icd10_laterality:
@@ -638,7 +660,10 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():
         if fp.kind == "side":
-            values[name] = _side(by_field.get(name, []), fp.prefer_sections, fp.reason, icd, policy, resolutions)
+            acts = [m for f in policy.treated_side_acts for m in by_field.get(f, [])
+                    if m.counted and m.value not in (None, False, "false")]
+            values[name] = _side(by_field.get(name, []), fp.prefer_sections, fp.reason, icd, policy, resolutions,
+                                 matching_text(doc).text, acts)
             _discount_other_side(values[name], mentions, policy)
     for name, fp in policy.fields.items():
         ms = by_field.get(name, [])

@@ -258,6 +258,8 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     events: Optional[EventPolicy] = None
+    treated_side_acts: list[str] = Field(default_factory=list, description="fields whose mentions mark the treated side")
+    treated_side_reach: int = Field(default=60, ge=1, description="characters between a side and its act, one line")
     device_only: Optional[DeviceOnlyPolicy] = None
     treated_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
@@ -493,6 +495,7 @@ def _cross_check(book: Rulebook) -> None:
                        *(p.near_field for p in book.findings.promotions),
                        *(book.findings.follow_up.fields if book.findings.follow_up else ()),
                        *(book.findings.events.anchor_fields if book.findings.events else ()),
+                       *book.findings.treated_side_acts,
                        *(f for fs in book.findings.overridden_by.values() for f in fs)]:
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
