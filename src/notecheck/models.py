@@ -81,7 +81,8 @@ class Findings(BaseModel):
     cpt_codes: list[str] = Field(default_factory=list)
     icd10_codes: list[str] = Field(default_factory=list)
     events: list[ReductionEvent] = Field(
-        default_factory=list, description="Reduction attempts of this encounter; anaesthesia comes from the deciding one.")
+        default_factory=list,
+        description="Reduction attempts of this encounter; the deciding one's anaesthesia wins over failed ones'.")
 
 
 class Resolution(BaseModel):

@@ -258,8 +258,10 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     events: Optional[EventPolicy] = None
-    treated_side_acts: list[str] = Field(default_factory=list, description="fields whose mentions mark the treated side")
-    treated_side_reach: int = Field(default=60, ge=1, description="characters between a side and its act, one line")
+    treated_side_acts: list[str] = Field(
+        default_factory=list, description="fields whose mentions mark the treated side")
+    treated_side_reach: int = Field(
+        default=60, ge=1, description="characters between a side and its act, within one clause")
     device_only: Optional[DeviceOnlyPolicy] = None
     treated_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
@@ -284,6 +286,17 @@ class FindingsPolicy(_Strict):
     booleans: list[str]
     imaging: ImagingPolicy
     icd10_laterality: list[IcdLaterality]
+
+    def referenced_fields(self) -> list[str]:
+        """Every finding name the policy refers to, for the load-time check that each one exists."""
+        fu, ev, bl = self.follow_up, self.events, self.blocks
+        return [*self.fields, *self.field_ignore_sections, *self.side_specific,
+                *(f for fs in (bl.keeps.values() if bl else ()) for f in fs),
+                *self.last_statement_wins, *self.historical_fallback, *self.treated_side_acts,
+                *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
+                *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
+                *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
+                *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ())]
 
     @field_validator("code_label_pattern")
     @classmethod
@@ -487,16 +500,7 @@ def _cross_check(book: Rulebook) -> None:
         if crule.category not in CONTEXT_CATEGORIES:
             raise RulebookError(f"context_rules.json: context_rules.{i} ({crule.literal!r}): unknown category "
                                 f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
-    kept = [f for fs in (book.findings.blocks.keeps.values() if book.findings.blocks else ()) for f in fs]
-    for field_name in [*book.findings.fields, *book.findings.field_ignore_sections, *book.findings.side_specific,
-                       *kept, *book.findings.last_statement_wins, *book.findings.overridden_by,
-                       *book.findings.historical_fallback, *book.findings.treated_fallback,
-                       *(f for fs in book.findings.treated_fallback.values() for f in fs), *(p.field for p in book.findings.promotions),
-                       *(p.near_field for p in book.findings.promotions),
-                       *(book.findings.follow_up.fields if book.findings.follow_up else ()),
-                       *(book.findings.events.anchor_fields if book.findings.events else ()),
-                       *book.findings.treated_side_acts,
-                       *(f for fs in book.findings.overridden_by.values() for f in fs)]:
+    for field_name in book.findings.referenced_fields():
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
     for name, fam in book.families.items():
