@@ -149,7 +149,8 @@ def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
     key = id(bp)
     if key not in _COMPILED:
         cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
-        scan = re.compile(r"(?im)^[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")")
+        # Matched at line starts only (a few dozen tries per note, not one per character).
+        scan = re.compile(r"(?im)[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")")
         label = re.compile(bp.label_line, re.IGNORECASE | re.MULTILINE)
         until = [re.compile(r.until, re.IGNORECASE | re.MULTILINE) if r.until else None for r in bp.rules]
         _COMPILED[key] = (scan, label, until)
@@ -162,7 +163,15 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
     marker closes a copied block instead, across blank lines and headers."""
     scan, label, until = _block_regexes(bp)
     out: list[_Block] = []
-    for found in scan.finditer(text):
+    starts = [0]
+    newline = text.find("\n")
+    while newline != -1:
+        starts.append(newline + 1)
+        newline = text.find("\n", newline + 1)
+    for line_start in starts:
+        found = scan.match(text, line_start)
+        if found is None:
+            continue
         k = int(next(name for name, v in found.groupdict().items() if v is not None)[1:])
         rule = bp.rules[k]
         start = found.start()
@@ -358,6 +367,9 @@ def _discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         _COMPILED[key] = (re.compile(fu.heading, re.IGNORECASE | re.MULTILINE),
                           re.compile(fu.today, re.IGNORECASE))
     heading, today = _COMPILED[key]
+    head = text[: fu.head_chars].lower()
+    if not any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
+        return
     found = heading.search(text, 0, fu.head_chars)
     if found is None:
         return

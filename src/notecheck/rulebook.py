@@ -209,6 +209,8 @@ class FollowUpPolicy(_Strict):
     device and imaging mentions are that treatment's, unless their line says the act happened at this visit."""
 
     heading: str = Field(description="regex searched in the note's first head_chars characters")
+    heading_words: list[str] = Field(description="lower-case words one of which any heading match contains (a cheap "
+                                                 "test before the regex)")
     head_chars: int = Field(ge=1)
     today: str = Field(description="regex for a line that places an act at this visit ('today', 're-reduced')")
     fields: list[str]
