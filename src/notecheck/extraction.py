@@ -6,6 +6,7 @@ why); only mentions that count feed the findings. How conflicting mentions resol
 
 
 import bisect
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
     marker closes a copied block instead, across blank lines and headers."""
     scan, label, until = _block_regexes(bp)
     out: list[_Block] = []
+    blanks: Optional[list[int]] = None
+    closings: dict[int, list[tuple[int, int]]] = {}
     starts = [0]
     newline = text.find("\n")
     while newline != -1:
@@ -179,14 +182,18 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
         line_end = len(text) if line_end == -1 else line_end
         end = None
         if until[k] is not None:
-            closing = until[k].search(text, line_end)
-            if closing is not None:
-                end = closing.end()
+            if k not in closings:  # one scan per rule and note, not one per block
+                closings[k] = [(m.start(), m.end()) for m in until[k].finditer(text)]
+            i = bisect.bisect_left(closings[k], (line_end, -1))
+            if i < len(closings[k]):
+                end = closings[k][i][1]
         if end is None:
             end = len(text)
-            blank = _BLANK_LINE.search(text, line_end)
-            if blank is not None:
-                end = blank.start()
+            if blanks is None:
+                blanks = [m.start() for m in _BLANK_LINE.finditer(text)]
+            i = bisect.bisect_left(blanks, line_end)
+            if i < len(blanks):
+                end = blanks[i]
             k_h = bisect.bisect_right(header_starts, line_end)
             if k_h < len(header_starts):
                 end = min(end, header_starts[k_h])
@@ -198,6 +205,7 @@ def _blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[_Block
     return out
 
 
+_FORM_LINE = 240  # an answer sits on the label's line, within this many characters
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
@@ -206,8 +214,8 @@ def _form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int
     head = text[end : end + fp.max_gap + 2]
     if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
         return None
-    line_end = text.find("\n", end)
-    rest = text[end : len(text) if line_end == -1 else line_end]
+    line_end = text.find("\n", end, end + _FORM_LINE)
+    rest = text[end : min(len(text), end + _FORM_LINE) if line_end == -1 else line_end]
     if not rest:
         return None
     res = _form_regexes(fp)
@@ -278,6 +286,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     code_label = re.compile(policy.code_label_pattern)
     blocks = _blocks(text, _header_starts(doc), policy.blocks) if policy.blocks is not None else []
     block_starts = [b[0] for b in blocks]
+    block_reach = list(itertools.accumulate((b[1] for b in blocks), max))  # furthest end of any earlier block
     keeps = policy.blocks.keeps if policy.blocks is not None else {}
     for start_char, end_char, label, first, end, label_id, rule in kept:
         key = (first, end, label_id)
@@ -307,7 +316,9 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             flags["is_negated"] = False
         in_block = None
         k_b = bisect.bisect_right(block_starts, start_char) - 1
-        while k_b >= 0:  # blocks can nest (a consent line inside a copied note): the innermost holding it decides
+        # Blocks can nest (a consent line inside a copied note): the innermost holding it decides. Stop once no
+        # earlier block reaches this far, so a long note stays linear.
+        while k_b >= 0 and block_reach[k_b] > start_char:
             if blocks[k_b][0] <= start_char < blocks[k_b][1]:
                 in_block = blocks[k_b]
                 break
@@ -393,11 +404,14 @@ def _promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: 
     finding that makes it so is stated beside one of its mentions (same paragraph, within the window)."""
     if values.get(promo.field) != promo.value:
         return
-    near = [n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value]
+    near = sorted((n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value),
+                  key=lambda n: n.start)
+    near_starts = [n.start for n in near]
     for m in by_field.get(promo.field, []):
         if not m.counted or m.value != promo.value:
             continue
-        for n in near:
+        first = bisect.bisect_left(near_starts, m.start - promo.window)
+        for n in near[first : bisect.bisect_right(near_starts, m.end + promo.window)]:
             lo, hi = min(m.start, n.start), max(m.end, n.end)
             if hi - lo <= promo.window and _BLANK_LINE.search(text, lo, hi) is None:
                 values[promo.field] = promo.to
@@ -423,7 +437,9 @@ def _events(text: str, by_field: dict[str, list[Mention]], ep: Any, rank: list[s
             groups[-1].append(m)
         else:
             groups.append([m])
-    anesthesia = [m for m in by_field.get("anesthesia", []) if m.counted and str(m.value) in rank]
+    anesthesia = sorted((m for m in by_field.get("anesthesia", []) if m.counted and str(m.value) in rank),
+                        key=lambda m: m.start)
+    anesthesia_starts = [m.start for m in anesthesia]
     events = []
     for i, group in enumerate(groups, 1):
         start, end = group[0].start, max(m.end for m in group)
@@ -433,7 +449,8 @@ def _events(text: str, by_field: dict[str, list[Mention]], ep: Any, rank: list[s
         following = _BLANK_LINE.search(text, end, end + ep.after)
         para_end = following.start() if following is not None else len(text)
         lo, hi = max(start - ep.before, para_start), min(end + ep.after, para_end)
-        own = [str(m.value) for m in anesthesia if lo <= m.start < hi]
+        own = [str(m.value) for m in anesthesia[bisect.bisect_left(anesthesia_starts, lo):
+                                                bisect.bisect_left(anesthesia_starts, hi)]]
         words = text[start : min(end + ep.after, para_end)]
         outcome = "failed" if failed.search(words) else "succeeded" if succeeded.search(words) else "unknown"
         approach = "open" if any(m.field == "approach" and m.value == "open" for m in group) else "closed"
@@ -467,14 +484,17 @@ def _discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[
     """'The hip remains reduced' is a state and 'trial reduction' an arthroplasty step: where a more specific field's
     counted mention covers the same words, the general mention (and what it implies) does not count."""
     specific_fields = {f for fs in overridden_by.values() for f in fs}
-    specific = [m for m in mentions if m.counted and m.field in specific_fields]
+    specific = sorted((m for m in mentions if m.counted and m.field in specific_fields), key=lambda m: m.start)
     if not specific:
         return
+    starts = [m.start for m in specific]
+    longest = max(m.end - m.start for m in specific)
     for m in mentions:
         over = overridden_by.get(m.field)
         if not over or not m.counted:
             continue
-        for s in specific:
+        window = specific[bisect.bisect_left(starts, m.start - longest) : bisect.bisect_left(starts, m.end)]
+        for s in window:
             if s.field in over and s.start < m.end and m.start < s.end:
                 m.counted = False
                 m.modifiers.append(("OVERRIDDEN", f"({s.field}: {s.text})", s.start))
@@ -550,8 +570,10 @@ def _treated_sides(text: str, pool: list[Mention], acts: list[Mention], reach: i
     """Sides named beside an act of treatment ('closed reduction of the left hip', 'L hip reduced'): the treated
     structure, which an examination of both hips or a device on both legs does not change."""
     sides = set()
+    acts = sorted(acts, key=lambda a: a.start)
+    starts = [a.start for a in acts]
     for m in pool:
-        for a in acts:
+        for a in acts[bisect.bisect_left(starts, m.start - reach) : bisect.bisect_right(starts, m.end + reach)]:
             lo, hi = min(m.start, a.start), max(m.end, a.end)
             if hi - lo <= reach and _CLAUSE_BREAK.search(text, lo, hi) is None:
                 sides.add(m.value)
@@ -695,10 +717,15 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         chosen = values.get("anesthesia")
         failed_spans = [(e.start - policy.events.before, e.end + policy.events.after) for e in events
                         if e.outcome == "failed"]
+        failed_los = [lo for lo, _ in failed_spans]
+
+        def in_failed(pos: int) -> bool:
+            i = bisect.bisect_right(failed_los, pos) - 1
+            return i >= 0 and pos < failed_spans[i][1]
+
         # The deepest anaesthesia named stands unless every mention of it belongs to an attempt that failed.
         only_failed = chosen is not None and failed_spans and all(
-            any(lo <= m.start < hi for lo, hi in failed_spans)
-            for m in by_field.get("anesthesia", []) if m.counted and m.value == chosen)
+            in_failed(m.start) for m in by_field.get("anesthesia", []) if m.counted and m.value == chosen)
         if only_failed and deciding is not None and deciding.anesthesia != "unknown" \
                 and chosen != deciding.anesthesia:
             resolutions.append(Resolution(field="anesthesia", value=deciding.anesthesia,
