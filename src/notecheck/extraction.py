@@ -680,14 +680,16 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             cpt.append(m.text)
 
     treated = [name for name, acts in policy.treated_fallback.items()
-               if any(m.counted and m.value not in (None, False, "false") for a in acts for m in by_field.get(a, []))]
-    weak = re.compile(policy.treated_fallback_cues, re.IGNORECASE)
+               if any(m.counted and m.value not in (None, False, "false")
+                      and m.section not in policy.treated_fallback_skip_sections
+                      for a in acts for m in by_field.get(a, []))]
+    keep_past = re.compile(policy.treated_fallback_keep, re.IGNORECASE)
     for name in [*policy.historical_fallback, *treated]:
         ms = by_field.get(name, [])
         if ms and not any(m.counted for m in ms):
             for m in ms:
-                if _only_historical(m, policy) and (name in policy.historical_fallback or all(
-                        weak.search(text) for cat, text, _ in m.modifiers if cat == "HISTORICAL")):
+                if _only_historical(m, policy) and (name in policy.historical_fallback or not any(
+                        keep_past.search(text) for cat, text, _ in m.modifiers if cat == "HISTORICAL")):
                     m.counted = True
                     m.modifiers.append(("HISTORICAL_FALLBACK", "(nothing current; the past state stands)", m.start))
     values: dict[str, Any] = {}

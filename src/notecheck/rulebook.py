@@ -269,9 +269,13 @@ class FindingsPolicy(_Strict):
         default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
                                           "mention of the field discounted only as past still stands (the hip being "
                                           "reduced today was dislocated, even if a date sits beside the word)")
-    treated_fallback_cues: str = Field(
-        default=r"^$", description="regex every past-tense cue on such a mention must match (a date, 'sequela of'): a "
-                                   "past-history heading keeps it in the past")
+    treated_fallback_skip_sections: list[str] = Field(
+        default_factory=list, description="sections whose act mentions do not show treatment (a billing line's code "
+                                          "descriptor)")
+    treated_fallback_keep: str = Field(
+        default=r".", description="regex for a past-tense cue that keeps such a mention in the past even so (a past-"
+                                  "history heading, 'previous', 'years ago'); dates, 'sequela of' or 'at the outside "
+                                  "hospital' do not")
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
