@@ -138,7 +138,7 @@ def _targets(doc: Doc, prepared: Any) -> list[_Target]:
 
 
 _EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
-                 "generic": "is_hypothetical"}
+                 "generic": "is_hypothetical", "negated": "is_negated"}
 _Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _COMPILED: dict[int, Any] = {}
 _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
@@ -329,7 +329,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         value = meta.get("value")
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
-        counted = counted and (in_block is None or label in keeps.get(in_block[2], ()))
+        counted = counted and (in_block is None or in_block[2] == "negated" or label in keeps.get(in_block[2], ()))
         counted = counted and section not in policy.ignore_sections
         counted = counted and section not in policy.field_ignore_sections.get(label, ())
         if flags["is_negated"]:
