@@ -1,0 +1,269 @@
+"""The encounter model: which episode of care a mention belongs to, and which reduction attempt decides.
+
+Block context (past history, options and consent, copied text, another hospital), form answers, follow-up visits,
+reduction events and the conflict rules that need more than one mention. Every policy is data in patterns/; these
+functions read mentions and write their flags, never a Doc, so extraction stays the only spaCy-facing stage.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Any, Optional
+
+from notecheck.mentions import Mention
+from notecheck.models import ReductionEvent, Resolution
+from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy
+
+EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
+                 "generic": "is_hypothetical", "negated": "is_negated"}
+Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
+_COMPILED: dict[int, Any] = {}
+BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
+CLAUSE_BREAK = re.compile(r"\n|[.;](?:\s|$)")
+
+
+def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
+    """One alternation over every block cue (one scan of the note), the labelled-line regex and the end markers."""
+    key = id(bp)
+    if key not in _COMPILED:
+        cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
+        # Matched at line starts only (a few dozen tries per note, not one per character).
+        scan = re.compile(r"(?im)[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")")
+        label = re.compile(bp.label_line, re.IGNORECASE | re.MULTILINE)
+        until = [re.compile(r.until, re.IGNORECASE | re.MULTILINE) if r.until else None for r in bp.rules]
+        _COMPILED[key] = (scan, label, until)
+    return _COMPILED[key]
+
+
+def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Block]:
+    """Blocks whose label or marker puts them in another episode. A block runs from its cue to the first blank line,
+    the next section header or (when the cue line carries its own text) the next labelled line; a rule's `until`
+    marker closes a copied block instead, across blank lines and headers."""
+    scan, label, until = _block_regexes(bp)
+    out: list[Block] = []
+    blanks: Optional[list[int]] = None
+    closings: dict[int, list[tuple[int, int]]] = {}
+    starts = [0]
+    newline = text.find("\n")
+    while newline != -1:
+        starts.append(newline + 1)
+        newline = text.find("\n", newline + 1)
+    for line_start in starts:
+        found = scan.match(text, line_start)
+        if found is None:
+            continue
+        k = int(next(name for name, v in found.groupdict().items() if v is not None)[1:])
+        rule = bp.rules[k]
+        start = found.start()
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end == -1 else line_end
+        end = None
+        if until[k] is not None:
+            if k not in closings:  # one scan per rule and note, not one per block
+                closings[k] = [(m.start(), m.end()) for m in until[k].finditer(text)]
+            i = bisect.bisect_left(closings[k], (line_end, -1))
+            if i < len(closings[k]):
+                end = closings[k][i][1]
+        if end is None:
+            end = len(text)
+            if blanks is None:
+                blanks = [m.start() for m in BLANK_LINE.finditer(text)]
+            i = bisect.bisect_left(blanks, line_end)
+            if i < len(blanks):
+                end = blanks[i]
+            k_h = bisect.bisect_right(header_starts, line_end)
+            if k_h < len(header_starts):
+                end = min(end, header_starts[k_h])
+            if text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
+                nxt = label.search(text, line_end + 1, end) if line_end < end else None
+                if nxt is not None:
+                    end = nxt.start()
+        out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
+    return out
+
+
+_FORM_LINE = 240  # an answer sits on the label's line, within this many characters
+_FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
+
+
+def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
+    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset)."""
+    head = text[end : end + fp.max_gap + 2]
+    if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
+        return None
+    line_end = text.find("\n", end, end + _FORM_LINE)
+    rest = text[end : min(len(text), end + _FORM_LINE) if line_end == -1 else line_end]
+    if not rest:
+        return None
+    res = _form_regexes(fp)
+    plain = res[4].match(rest)
+    if plain is not None:
+        return "negative", end + plain.start("word")
+    first = True
+    answer = None
+    for opt in res[0].finditer(rest):
+        if first and (opt.start() > fp.max_gap or rest[: opt.start()].strip(" \t:?=-")):
+            return None
+        first = False
+        if not res[1].search(opt.group("mark")):
+            continue
+        word = opt.group("word").strip()
+        if res[2].match(word):
+            answer = ("negative", end + opt.start("word"))
+        elif res[3].match(word):
+            answer = ("affirmative", end + opt.start("word"))
+    return answer
+
+
+def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
+    key = id(fp)
+    if key not in _COMPILED:
+        _COMPILED[key] = tuple(re.compile(p, re.IGNORECASE) for p in
+                               (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer))
+    return _COMPILED[key]
+
+
+def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
+    """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
+    key = id(fu)
+    if key not in _COMPILED:
+        _COMPILED[key] = (re.compile(fu.heading, re.IGNORECASE | re.MULTILINE),
+                          re.compile(fu.today, re.IGNORECASE))
+    heading, today = _COMPILED[key]
+    head = text[: fu.head_chars].lower()
+    if not any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
+        return
+    found = heading.search(text, 0, fu.head_chars)
+    if found is None:
+        return
+    cue = found.group(0).strip()[:60]
+    lines: dict[int, bool] = {}
+    for m in mentions:
+        if not m.counted or m.field not in fu.fields:
+            continue
+        start = text.rfind("\n", 0, m.start) + 1
+        if start not in lines:
+            end = text.find("\n", m.end)
+            lines[start] = today.search(text, start, len(text) if end == -1 else end) is not None
+        if not lines[start]:
+            m.counted = False
+            m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
+
+
+def promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: Any, text: str,
+             resolutions: list[Resolution]) -> None:
+    """'Sedation given by the anaesthetics registrar' is MAC: a resolved value becomes the more specific one when the
+    finding that makes it so is stated beside one of its mentions (same paragraph, within the window)."""
+    if values.get(promo.field) != promo.value:
+        return
+    near = sorted((n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value),
+                  key=lambda n: n.start)
+    near_starts = [n.start for n in near]
+    for m in by_field.get(promo.field, []):
+        if not m.counted or m.value != promo.value:
+            continue
+        first = bisect.bisect_left(near_starts, m.start - promo.window)
+        for n in near[first : bisect.bisect_right(near_starts, m.end + promo.window)]:
+            lo, hi = min(m.start, n.start), max(m.end, n.end)
+            if hi - lo <= promo.window and BLANK_LINE.search(text, lo, hi) is None:
+                values[promo.field] = promo.to
+                resolutions.append(Resolution(field=promo.field, value=promo.to, candidates=[promo.value, promo.to],
+                                              reason=promo.reason))
+                return
+
+
+def reduction_events(text: str, by_field: dict[str, list[Mention]], ep: Any, rank: list[str]) -> list[ReductionEvent]:
+    """Reduction attempts in narrative order: counted anchor mentions grouped while they stay close and in one
+    paragraph; each takes the anaesthesia named around it and an outcome from its own words. The last attempt that
+    succeeded decides (else the last one)."""
+    key = id(ep)
+    if key not in _COMPILED:
+        _COMPILED[key] = (re.compile(ep.failed, re.IGNORECASE), re.compile(ep.succeeded, re.IGNORECASE))
+    failed, succeeded = _COMPILED[key]
+    anchors = sorted((m for f in ep.anchor_fields for m in by_field.get(f, [])
+                      if m.counted and m.value not in (None, False, "false")), key=lambda m: m.start)
+    groups: list[list[Mention]] = []
+    for m in anchors:
+        if groups and m.start - groups[-1][-1].end <= ep.gap \
+                and BLANK_LINE.search(text, groups[-1][-1].end, m.start) is None:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    anesthesia = sorted((m for m in by_field.get("anesthesia", []) if m.counted and str(m.value) in rank),
+                        key=lambda m: m.start)
+    anesthesia_starts = [m.start for m in anesthesia]
+    events = []
+    for i, group in enumerate(groups, 1):
+        start, end = group[0].start, max(m.end for m in group)
+        para_start = 0
+        for blank in BLANK_LINE.finditer(text, max(0, start - ep.before), start):
+            para_start = blank.end()
+        following = BLANK_LINE.search(text, end, end + ep.after)
+        para_end = following.start() if following is not None else len(text)
+        lo, hi = max(start - ep.before, para_start), min(end + ep.after, para_end)
+        own = [str(m.value) for m in anesthesia[bisect.bisect_left(anesthesia_starts, lo):
+                                                bisect.bisect_left(anesthesia_starts, hi)]]
+        words = text[start : min(end + ep.after, para_end)]
+        outcome = "failed" if failed.search(words) else "succeeded" if succeeded.search(words) else "unknown"
+        approach = "open" if any(m.field == "approach" and m.value == "open" for m in group) else "closed"
+        events.append(ReductionEvent(index=i, start=start, end=end, approach=approach,
+                                     anesthesia=min(own, key=rank.index) if own else "unknown", outcome=outcome,
+                                     deciding=False))
+    if events:
+        done = [e for e in events if e.outcome == "succeeded"]
+        (done[-1] if done else events[-1]).deciding = True
+    return events
+
+
+def negation_is_close(m: Mention, reach: int = 12) -> bool:
+    """'No femoral shortening' or 'shortening was not needed' state it; 'not tight after femoral shortening' does
+    not: the negation cue must sit right beside the mention."""
+    return any(cat == "FORM_NEGATIVE" or (cat == "NEGATED_EXISTENCE" and m.start - reach <= start <= m.end + reach)
+               for cat, _, start in m.modifiers)
+
+
+def only_historical(m: Mention, policy: FindingsPolicy) -> bool:
+    """Discounted for being in the past and for nothing else (not negated, planned, doubtful, another person's, in an
+    ignored section or block)."""
+    f = m.flags
+    return (f["is_historical"] and not (f["is_negated"] or f["is_hypothetical"] or f["is_uncertain"] or f["is_family"])
+            and m.section not in policy.ignore_sections and m.value is not None
+            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
+                        for cat, _, _ in m.modifiers))
+
+
+def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:
+    """'The hip remains reduced' is a state and 'trial reduction' an arthroplasty step: where a more specific field's
+    counted mention covers the same words, the general mention (and what it implies) does not count."""
+    specific_fields = {f for fs in overridden_by.values() for f in fs}
+    specific = sorted((m for m in mentions if m.counted and m.field in specific_fields), key=lambda m: m.start)
+    if not specific:
+        return
+    starts = [m.start for m in specific]
+    longest = max(m.end - m.start for m in specific)
+    for m in mentions:
+        over = overridden_by.get(m.field)
+        if not over or not m.counted:
+            continue
+        window = specific[bisect.bisect_left(starts, m.start - longest) : bisect.bisect_left(starts, m.end)]
+        for s in window:
+            if s.field in over and s.start < m.end and m.start < s.end:
+                m.counted = False
+                m.modifiers.append(("OVERRIDDEN", f"({s.field}: {s.text})", s.start))
+                break
+
+
+def treated_sides(text: str, pool: list[Mention], acts: list[Mention], reach: int) -> set[str]:
+    """Sides named beside an act of treatment ('closed reduction of the left hip', 'L hip reduced'): the treated
+    structure, which an examination of both hips or a device on both legs does not change."""
+    sides = set()
+    acts = sorted(acts, key=lambda a: a.start)
+    starts = [a.start for a in acts]
+    for m in pool:
+        for a in acts[bisect.bisect_left(starts, m.start - reach) : bisect.bisect_right(starts, m.end + reach)]:
+            lo, hi = min(m.start, a.start), max(m.end, a.end)
+            if hi - lo <= reach and CLAUSE_BREAK.search(text, lo, hi) is None:
+                sides.add(m.value)
+                break
+    return sides
