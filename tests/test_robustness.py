@@ -172,3 +172,23 @@ def test_service_limits_each_note_in_a_batch(checker):
     big = client.post("/v1/check/batch", content=json.dumps({"notes": [{"text": "x" * 6000}]}),
                       headers={"content-type": "application/json", "transfer-encoding": "chunked"})
     assert big.status_code == 413
+
+
+@pytest.mark.parametrize("disguise", [
+    lambda t: t.replace("27252", "27252\u200b"),                   # a zero-width space after the billed code
+    lambda t: t.replace(" ", " \u200b"),                             # one after every space
+    lambda t: t.replace("27252", "\uff12\uff17\uff12\uff15\uff12"),  # full-width digits
+    lambda t: t.replace(" ", "\u00a0", 40).replace("hip", "hi\u200dp", 1),
+])
+def test_invisible_characters_do_not_flip_a_failing_note(checker, disguise):
+    """EHR exports carry zero-width spaces, joiners and full-width forms: the verdict must not change, and the report
+    says the note carried them."""
+    text = (SAMPLES / "wrong_27252_sedation_only.txt").read_text(encoding="utf-8")
+    base = checker.check(text)
+    assert base.claimed_code == "27252" and base.has_errors
+    result = checker.check(disguise(text))
+    assert result.claimed_code == base.claimed_code and result.supported_code == base.supported_code
+    assert result.has_errors
+    assert any("invisible or full-width" in w for w in result.warnings)
+    for e in result.evidence:
+        assert disguise(text)[e.start:e.end] == e.text

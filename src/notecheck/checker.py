@@ -17,7 +17,7 @@ from notecheck.extraction import ORIGINAL_TEXT_KEY
 from notecheck.fastregex import remember_text
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline, clear_caches
-from notecheck.reading import Note, normalize_for_matching, read_note
+from notecheck.reading import Note, normalize_for_matching, read_note, unusual_characters
 from notecheck.rulebook import Rulebook, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, validate
 
@@ -122,6 +122,11 @@ class Checker:
         doc = self.nlp(self._make_doc(text))
         if not text.strip():
             warnings = (*warnings, "the note is empty or contains only whitespace")
+        unusual = unusual_characters(text)
+        if unusual:
+            warnings = (*warnings, f"the note carries {unusual} invisible or full-width character(s) (zero-width "
+                                   "spaces, soft hyphens, bidi marks, full-width forms); they were read as spaces or "
+                                   "plain characters, and evidence still quotes the note as given")
         log.debug("checked source=%s chars=%d mentions=%d", source, len(text), len(doc._.evidence))
         return self._result(doc, source, claimed_code, warnings)
 

@@ -191,6 +191,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             flags[EPISODE_FLAG[in_block[2]]] = True
             mods.append(("BLOCK_" + in_block[2].upper(), f"{in_block[3]}: {in_block[4]}", in_block[5]))
         value = meta.get("value")
+        if label in ("cpt_code", "icd10_code"):
+            value = text[start_char:end_char]  # the code as read ("２７２５２" is 27252); `text` quotes it as given
         counted = not (flags["is_hypothetical"] or flags["is_family"] or flags["is_uncertain"])
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
         counted = counted and (in_block is None or in_block[2] == "negated" or label in keeps.get(in_block[2], ()))
@@ -392,15 +394,18 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     for m in mentions:
         by_field.setdefault(m.field, []).append(m)
     rows: list[dict[str, Any]] = []
+    # Codes are read from the matching copy: a full-width "２７２５２" is the code 27252.
+    read = matching_text(doc).text
     icd = []
     for m in by_field.get("icd10_code", []):
-        code = m.text.upper()
+        code = read[m.start : m.end].upper()
         if m.counted and code not in icd:
             icd.append(code)
     cpt = []
     for m in by_field.get("cpt_code", []):
-        if m.counted and m.text not in cpt:
-            cpt.append(m.text)
+        code = read[m.start : m.end]
+        if m.counted and code not in cpt:
+            cpt.append(code)
 
     treated = [name for name, acts in policy.treated_fallback.items()
                if any(m.counted and m.value not in (None, False, "false")

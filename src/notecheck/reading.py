@@ -73,13 +73,28 @@ _SPACE_LIKE = dict.fromkeys([*range(0, 9), 11, *range(14, 32), 0x7F, 0xA0], " ")
 _BREAK_LIKE = {"\f": "\n", "\u2028": "\n", "\u2029": "\n", "\x0b": "\n"}
 
 
-_NORMALIZE = str.maketrans({**{chr(c): v for c, v in _SPACE_LIKE.items()}, **_BREAK_LIKE})
+# Invisible and format characters that EHR exports and copy-paste leave in notes (zero-width spaces and joiners, soft
+# hyphens, bidi marks, Unicode spaces): read as a space, so a code or a word next to one still matches.
+_INVISIBLE = [0xAD, *range(0x2000, 0x200B), 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), 0x202F,
+              0x205F, 0x2060, *range(0x2066, 0x206A), 0x3000, 0xFEFF]
+# Full-width ASCII forms ("２７２５２") read as their ASCII characters, one for one.
+_FULL_WIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
+_NORMALIZE = str.maketrans({**{chr(c): v for c, v in _SPACE_LIKE.items()}, **_BREAK_LIKE,
+                            **dict.fromkeys(map(chr, _INVISIBLE), " "), **_FULL_WIDTH})
+_UNUSUAL = re.compile("[" + "".join(map(chr, _INVISIBLE)) + "\uff01-\uff5e]")
+
+
+def unusual_characters(text: str) -> int:
+    """How many invisible, format or full-width characters the note carries (each is read as a space or as its ASCII
+    form for matching; the report says so)."""
+    return len(_UNUSUAL.findall(text))
 _LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def normalize_for_matching(text: str) -> str:
     """A same-length copy for the rules to read: lone CR, form feed and Unicode line separators become newlines,
-    other control characters and NBSP become spaces. Offsets stay valid for the original text, character for
+    other control characters, NBSP and invisible format characters become spaces, full-width forms become ASCII.
+    Offsets stay valid for the original text, character for
     character, so evidence is always quoted from the note exactly as given."""
     if "\r" in text:
         text = _LONE_CR.sub("\n", text)

@@ -79,12 +79,12 @@ def select_code(findings: Findings, fam: Family) -> tuple[Optional[str], str]:
 def claimed_from_note(evidence: list[Evidence], fam: Family) -> Optional[str]:
     """First family CPT code on a billing line, else the first family code written anywhere in the note."""
     family_codes = {c.code for c in fam.codes}
-    codes = [e for e in evidence if e.field == "cpt_code" and e.text in family_codes]
+    codes = [e for e in evidence if e.field == "cpt_code" and (e.value or e.text) in family_codes]
     # A billing line states the claim even when worded conditionally; elsewhere a code in a plan or a guess
     # ("likely 27258") is not a claim.
     billing = [e for e in codes if (e.section == "billing" or e.labelled) and not e.is_negated]
     chosen = billing or [e for e in codes if e.counted]
-    return chosen[0].text if chosen else None
+    return (chosen[0].value or chosen[0].text) if chosen else None
 
 
 def _field_evidence(evidence: list[Evidence], finding: str) -> list[Evidence]:
@@ -168,7 +168,7 @@ def validate(
     requirements: list[RequirementResult] = []
 
     if claimed_code and claimed_code != supported:
-        issues.add("NC001", [e for e in evidence if e.field == "cpt_code" and e.text == claimed_code][:1])
+        issues.add("NC001", [e for e in evidence if e.field == "cpt_code" and (e.value or e.text) == claimed_code][:1])
     if not claimed_code and supported:
         issues.add("NC002")
     if supported is None:
@@ -215,7 +215,7 @@ def validate(
         for check in fam.code_checks:
             billed = [c for c in findings.cpt_codes if c in check.codes]
             if billed and target.code in check.claimed_in:
-                issues.add(check.rule, [e for e in evidence if e.field == "cpt_code" and e.text in billed],
+                issues.add(check.rule, [e for e in evidence if e.field == "cpt_code" and (e.value or e.text) in billed],
                            codes=", ".join(billed), claimed=target.code)
 
     for res in resolutions:
