@@ -8,6 +8,7 @@ functions read mentions and write their flags, never a Doc, so extraction stays 
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from typing import Any, Optional
 
@@ -18,22 +19,24 @@ from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy
 EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
                  "generic": "is_hypothetical", "negated": "is_negated"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
-_COMPILED: dict[int, Any] = {}
+_I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
+
+
+@functools.lru_cache(maxsize=256)
+def rx(pattern: str, flags: int = _I) -> re.Pattern[str]:
+    """A policy regex compiled once, keyed by its text (rule files are data; the same text compiles the same)."""
+    return re.compile(pattern, flags)
+
 BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 CLAUSE_BREAK = re.compile(r"\n|[.;](?:\s|$)")
 
 
 def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
     """One alternation over every block cue (one scan of the note), the labelled-line regex and the end markers."""
-    key = id(bp)
-    if key not in _COMPILED:
-        cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
-        # Matched at line starts only (a few dozen tries per note, not one per character).
-        scan = re.compile(r"(?im)[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")")
-        label = re.compile(bp.label_line, re.IGNORECASE | re.MULTILINE)
-        until = [re.compile(r.until, re.IGNORECASE | re.MULTILINE) if r.until else None for r in bp.rules]
-        _COMPILED[key] = (scan, label, until)
-    return _COMPILED[key]
+    cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
+    # Matched at line starts only (a few dozen tries per note, not one per character).
+    scan = rx(r"[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")", _IM)
+    return scan, rx(bp.label_line, _IM), [rx(r.until, _IM) if r.until else None for r in bp.rules]
 
 
 def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Block]:
@@ -117,20 +120,12 @@ def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]
 
 
 def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
-    key = id(fp)
-    if key not in _COMPILED:
-        _COMPILED[key] = tuple(re.compile(p, re.IGNORECASE) for p in
-                               (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer))
-    return _COMPILED[key]
+    return tuple(rx(p) for p in (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer))
 
 
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
-    key = id(fu)
-    if key not in _COMPILED:
-        _COMPILED[key] = (re.compile(fu.heading, re.IGNORECASE | re.MULTILINE),
-                          re.compile(fu.today, re.IGNORECASE))
-    heading, today = _COMPILED[key]
+    heading, today = rx(fu.heading, _IM), rx(fu.today)
     head = text[: fu.head_chars].lower()
     if not any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
         return
@@ -177,10 +172,7 @@ def reduction_events(text: str, by_field: dict[str, list[Mention]], ep: Any, ran
     """Reduction attempts in narrative order: counted anchor mentions grouped while they stay close and in one
     paragraph; each takes the anaesthesia named around it and an outcome from its own words. The last attempt that
     succeeded decides (else the last one)."""
-    key = id(ep)
-    if key not in _COMPILED:
-        _COMPILED[key] = (re.compile(ep.failed, re.IGNORECASE), re.compile(ep.succeeded, re.IGNORECASE))
-    failed, succeeded = _COMPILED[key]
+    failed, succeeded = rx(ep.failed), rx(ep.succeeded)
     anchors = sorted((m for f in ep.anchor_fields for m in by_field.get(f, [])
                       if m.counted and m.value not in (None, False, "false")), key=lambda m: m.start)
     groups: list[list[Mention]] = []

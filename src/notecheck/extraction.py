@@ -25,6 +25,7 @@ from notecheck.encounter import (
     only_historical,
     promote,
     reduction_events,
+    rx,
     treated_sides,
 )
 from notecheck.fastregex import forget_matching_text, matching_text
@@ -411,7 +412,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                if any(m.counted and m.value not in (None, False, "false")
                       and m.section not in policy.treated_fallback_skip_sections
                       for a in acts for m in by_field.get(a, []))]
-    keep_past = re.compile(policy.treated_fallback_keep, re.IGNORECASE)
+    keep_past = rx(policy.treated_fallback_keep)
     for name in [*policy.historical_fallback, *treated]:
         ms = by_field.get(name, [])
         if ms and not any(m.counted for m in ms):
