@@ -144,3 +144,37 @@ def test_codes_explains_one_code():
 def test_help_teaches():
     res = runner.invoke(app, ["--help"])
     assert "Exit codes" in res.stdout and "notecheck check" in res.stdout
+
+
+ICD_CONTRADICTS = """OPERATIVE NOTE
+Diagnosis: developmental dysplasia of the left hip, dislocated. ICD-10: S73.015A
+Procedure: closed reduction of left hip under general anesthesia, spica cast. CPT 27257
+The left hip was gently manipulated and reduced under general anesthesia given by the anesthesiologist.
+Arthrogram before and after reduction confirmed concentric reduction. A hip spica cast was applied.
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "html"])
+def test_headline_agrees_with_exit_code_when_the_claimed_code_matches_but_an_error_remains(tmp_path, fmt):
+    """Issue 16 item 2: the claimed code is the documented one, yet an ICD-10 code contradicts the etiology (error).
+    The verdict must not read as a pass while the exit code and batch status say the note fails."""
+    note = tmp_path / "icd.txt"
+    note.write_text(ICD_CONTRADICTS, encoding="utf-8")
+    res = runner.invoke(app, ["check", str(note), "--format", fmt])
+    assert res.exit_code == 1
+    if fmt == "json":
+        data = json.loads(res.stdout)
+        assert data["verdict"] == "needs_correction"
+        assert data["claimed_code"] == data["supported_code"] == "27257"
+        assert [i["rule"] for i in data["issues"] if i["severity"] == "error"] == ["NC103"]
+    elif fmt == "text":
+        first = res.stdout.splitlines()[0]
+        assert "NEEDS CORRECTION" in first and "1 error must be resolved (NC103)" in first
+        assert "SUPPORTED" not in first
+    else:
+        assert "NEEDS CORRECTION" in res.stdout and "1 error must be resolved (NC103)" in res.stdout
+    out = tmp_path / "results.jsonl"
+    batch = runner.invoke(app, ["batch", str(tmp_path), "-j", "1", "-q", "-o", str(out)])
+    assert batch.exit_code == 1
+    row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert (row["status"], row["verdict"]) == ("failed", "needs_correction")

@@ -11,6 +11,7 @@ import html
 from typing import Any, Iterable, Optional
 
 from notecheck.models import CheckResult, Evidence
+from notecheck.reporting import headline
 
 GROUPS = {
     "etiology": ("etiology", "#f4b6c2"),
@@ -39,7 +40,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1b1b;max-width:1100px}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
 .verdict{padding:12px 16px;border-radius:6px;margin-bottom:12px}
-.v-supported{background:#e3f6e3}.v-supported_with_gaps{background:#fff4d6}.v-not_supported{background:#fde2e2}
+.v-supported{background:#e3f6e3}.v-supported_with_gaps{background:#fff4d6}.v-not_supported,.v-needs_correction{background:#fde2e2}
 .v-no_claim,.v-no_code{background:#eef}
 .codes span{display:inline-block;margin-right:24px}.codes b{font-size:18px}
 pre.note{white-space:pre-wrap;background:#fafafa;border:1px solid #ddd;padding:12px;font:13px/1.5 ui-monospace,Menlo,Consolas,monospace}
@@ -137,6 +138,7 @@ def render_html(result: CheckResult, text: str) -> str:
 <body>
 <div class="verdict v-{_esc(result.verdict)}" id="verdict">
 <h1>{_esc(result.verdict.replace('_', ' ').upper())}</h1>
+<div id="headline">{_esc(headline(result))}</div>
 <div class="codes"><span>Claimed <b id="claimed">{_esc(claimed)}</b></span>
 <span>Supported <b id="supported">{_esc(supported)}</b></span></div>
 <div id="reason">{_esc(result.supported_reason)}</div>

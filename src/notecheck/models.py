@@ -19,7 +19,7 @@ Technique = Literal["abduction", "splint", "traction"]
 Laterality = Literal["left", "right", "bilateral", "unknown"]
 Severity = Literal["error", "warning", "info"]
 RequirementStatus = Literal["met", "missing", "conflict", "not_applicable"]
-Verdict = Literal["supported", "supported_with_gaps", "not_supported", "no_claim", "no_code"]
+Verdict = Literal["supported", "supported_with_gaps", "needs_correction", "not_supported", "no_claim", "no_code"]
 
 
 class Evidence(BaseModel):

@@ -12,6 +12,7 @@ from notecheck.rulebook import CodeSpec, Family, Rulebook, RuleSpec
 _VERDICT = {
     "supported": "SUPPORTED",
     "supported_with_gaps": "SUPPORTED WITH GAPS",
+    "needs_correction": "NEEDS CORRECTION",
     "not_supported": "NOT SUPPORTED",
     "no_claim": "NO CLAIMED CODE",
     "no_code": "NO FAMILY CODE",
@@ -28,14 +29,31 @@ def _quote(e: Evidence) -> str:
     return f'"{e.text}" ({where}{tail}){counted}'
 
 
-def _headline(result: CheckResult) -> str:
+def error_summary(result: CheckResult) -> str:
+    """'1 error must be resolved (NC103)': the part of the headline that agrees with the exit code."""
+    rules = sorted({i.rule for i in result.issues if i.severity == "error"})
+    count = sum(i.severity == "error" for i in result.issues)
+    if not count:
+        return ""
+    return f"{count} error{'s' if count != 1 else ''} must be resolved ({', '.join(rules)})"
+
+
+def headline(result: CheckResult) -> str:
+    """Verdict, codes and, whenever the note fails, its errors: the headline never reads as a pass on exit 1."""
     verdict = _VERDICT[result.verdict]
     supported = result.supported_code or "no code in this family"
     if result.claimed_code is None:
-        return f"{result.source}: {verdict} - the documentation supports {supported}"
-    if result.claimed_code == result.supported_code:
-        return f"{result.source}: {verdict} - claimed {result.claimed_code} is supported"
-    return f"{result.source}: {verdict} - claimed {result.claimed_code}, the documentation supports {supported}"
+        text = f"{verdict} - the documentation supports {supported}"
+    elif result.claimed_code == result.supported_code:
+        text = f"{verdict} - claimed {result.claimed_code} matches the documentation"
+    else:
+        text = f"{verdict} - claimed {result.claimed_code}, the documentation supports {supported}"
+    errors = error_summary(result)
+    return f"{text}; {errors}" if errors else text
+
+
+def _headline(result: CheckResult) -> str:
+    return f"{result.source}: {headline(result)}"
 
 
 def render_text(result: CheckResult, verbose: bool = False) -> str:

@@ -241,7 +241,9 @@ def validate(
     elif claimed_code != supported:
         verdict = "not_supported"
     else:
-        verdict = "supported_with_gaps" if gaps or errors else "supported"
+        # The claimed code is the documented one; an error-severity issue (e.g. an ICD-10 code contradicting the
+        # etiology) still fails the note, so the verdict must not read as a pass.
+        verdict = "needs_correction" if errors else "supported_with_gaps" if gaps else "supported"
 
     order = {"error": 0, "warning": 1, "info": 2}
     return CheckResult(
