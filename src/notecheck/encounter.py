@@ -86,12 +86,17 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
     return out
 
 
-_FORM_LINE = 240  # an answer sits on the label's line, within this many characters
+_FORM_LINE = 240
+_LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&-]{0,40}?(?=[ \t]*:)", re.I)  # an answer sits on the label's line, within this many characters
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
 def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
-    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset)."""
+    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset).
+    A label naming several things ('Manipulation/reduction manoeuvre: [x] no') answers for each of them."""
+    tail = _LABEL_TAIL.match(text, end, end + 56)
+    if tail is not None:
+        end = tail.end()
     head = text[end : end + fp.max_gap + 2]
     if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
         return None
@@ -127,16 +132,20 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
     heading, today = rx(fu.heading, _IM), rx(fu.today)
     head = text[: fu.head_chars].lower()
-    if not any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
-        return
-    found = heading.search(text, 0, fu.head_chars)
+    found = None
+    if any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
+        found = heading.search(text, 0, fu.head_chars)
+    if found is None:
+        found = rx(fu.no_act, _I).search(text)
     if found is None:
         return
     cue = found.group(0).strip()[:60]
-    lines: dict[int, bool] = {}
+    # A line that says an act was not done ("Reduction manoeuvre: [ ] yes [x] no") speaks of this visit too.
+    lines: dict[int, bool] = {text.rfind("\n", 0, m.start) + 1: True for m in mentions
+                              if m.flags.get("is_negated") and m.field in fu.negation_today_fields}
     for m in mentions:
-        if not m.counted or m.field not in fu.fields:
-            continue
+        if not m.counted or m.field not in fu.fields or m.value is False:
+            continue  # a 'no manoeuvre' answer speaks of this visit; only acts are the earlier treatment's
         start = text.rfind("\n", 0, m.start) + 1
         if start not in lines:
             end = text.find("\n", m.end)

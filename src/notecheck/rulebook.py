@@ -213,9 +213,13 @@ class FollowUpPolicy(_Strict):
                                                  "test before the regex)")
     head_chars: int = Field(ge=1)
     today: str = Field(description="regex for a line that places an act at this visit ('today', 're-reduced')")
+    no_act: str = Field(description="regex, searched in the whole note, for a statement that nothing was done at this "
+                                    "visit ('no procedure today'); the note is then read as a follow-up visit")
     fields: list[str]
+    negation_today_fields: list[str] = Field(description="fields whose negated mention places its line at this visit "
+                                                         "('Reduction manoeuvre: [ ] yes [x] no')")
 
-    @field_validator("heading", "today")
+    @field_validator("heading", "today", "no_act")
     @classmethod
     def _compiles(cls, v: str) -> str:
         return _check_regex(v)
