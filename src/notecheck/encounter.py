@@ -155,6 +155,26 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
             m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
 
 
+_SENTENCE_END = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bvs)[.!?](?=\s)|\n")
+
+
+def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
+    """'Correction: ... under general anesthesia, not sedation': a corrected field's earlier mentions do not count."""
+    for found in rx(cp.cue, _I).finditer(text):
+        end = min(len(text), found.end() + cp.reach)
+        stop = _SENTENCE_END.search(text, found.end(), end)  # the corrected statement is the cue's sentence
+        if stop is not None:
+            end = stop.start()
+        fields = {m.field for m in mentions if m.counted and m.field in cp.fields and found.end() <= m.start < end}
+        if not fields:
+            continue
+        cue = found.group(0).strip()[:40]
+        for m in mentions:
+            if m.counted and m.field in fields and m.end <= found.start():
+                m.counted = False
+                m.modifiers.append(("CORRECTED", f"(corrected @{found.start()}: {cue})", found.start()))
+
+
 def promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: Any, text: str,
              resolutions: list[Resolution]) -> None:
     """'Sedation given by the anaesthetics registrar' is MAC: a resolved value becomes the more specific one when the

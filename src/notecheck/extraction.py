@@ -17,6 +17,7 @@ from spacy.tokens import Doc, Span
 
 from notecheck.encounter import (
     EPISODE_FLAG,
+    apply_corrections,
     discount_follow_up,
     discount_overridden,
     find_blocks,
@@ -235,6 +236,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         discount_overridden(out, policy.overridden_by)
     if policy.follow_up is not None:
         discount_follow_up(text, out, policy.follow_up)
+    if policy.corrections is not None:
+        apply_corrections(text, out, policy.corrections)
     return out
 
 
@@ -481,13 +484,17 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                     m.modifiers.append(("LATER_NEGATION", f"(later: not done @{said[-1].start})", said[-1].start))
 
     imaging_pre = imaging_post = fluoroscopy = False
+    # Imaging is before or after a reduction of this encounter; with no reduction act at all, there is no "before".
+    acts = policy.imaging.act_fields
+    reduced_here = not acts or any(m.counted and m.field in acts and m.value not in (None, False, "false")
+                                   and not m.meta.get("implied") for m in mentions)
     for m, when in _imaging(mentions, policy):
         field_name = f"imaging_{when}" if when and m.counted else "imaging"
         rows.append(m.evidence_row(field_name))
         both = m.counted and m.value in policy.imaging.both_values
-        if m.counted and (when == "pre" or both):
+        if m.counted and reduced_here and (when == "pre" or both):
             imaging_pre = True
-        if m.counted and (when == "post" or both):
+        if m.counted and reduced_here and (when == "post" or both):
             imaging_post = True
         if m.counted and m.value == "fluoroscopy":
             fluoroscopy = True

@@ -124,6 +124,9 @@ class ImagingPolicy(_Strict):
     both_values: list[str] = Field(
         default_factory=list, description="imaging done as part of the reduction itself (an arthrogram shows the hip "
                                           "before and after): counts as both before and after")
+    act_fields: list[str] = Field(
+        default_factory=list, description="fields of a treatment act (a reduction, a device applied); with no counted "
+                                          "act of this encounter, no imaging is before or after one")
 
 
 class IcdLaterality(_Strict):
@@ -250,6 +253,20 @@ class DeviceOnlyPolicy(_Strict):
     reason: str
 
 
+class CorrectionPolicy(_Strict):
+    """An amendment that corrects the note ('Correction: the reduction was under general, not sedation') wins over
+    what the note said before it, for the fields it names."""
+
+    cue: str = Field(description="regex for a correction cue; its reach runs to a blank line or `reach` characters")
+    reach: int = Field(ge=1)
+    fields: list[str] = Field(description="fields whose earlier counted mentions yield to a corrected one")
+
+    @field_validator("cue")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -263,6 +280,7 @@ class FindingsPolicy(_Strict):
                                           "arthroplasty step): the overlapped mention does not count")
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
+    corrections: Optional[CorrectionPolicy] = None
     events: Optional[EventPolicy] = None
     treated_side_acts: list[str] = Field(
         default_factory=list, description="fields whose mentions mark the treated side")
@@ -306,7 +324,8 @@ class FindingsPolicy(_Strict):
                 *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
-                *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ())]
+                *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
+                *(self.corrections.fields if self.corrections else ()), *self.imaging.act_fields]
 
     @field_validator("code_label_pattern")
     @classmethod
