@@ -168,7 +168,7 @@ def test_service_limits_each_note_in_a_batch(checker):
 
     client = TestClient(create_app(checker, max_bytes=5000))
     res = client.post("/v1/check/batch", json={"notes": [{"text": "hip " * 100}, {"text": "x" * 4000}]})
-    assert res.status_code in (200, 413)
+    assert res.status_code == 200 and len(res.json()["results"]) == 2
     big = client.post("/v1/check/batch", content=json.dumps({"notes": [{"text": "x" * 6000}]}),
                       headers={"content-type": "application/json", "transfer-encoding": "chunked"})
     assert big.status_code == 413
@@ -192,3 +192,30 @@ def test_invisible_characters_do_not_flip_a_failing_note(checker, disguise):
     assert any("invisible or full-width" in w for w in result.warnings)
     for e in result.evidence:
         assert disguise(text)[e.start:e.end] == e.text
+
+
+def test_a_note_over_a_million_characters_is_checked_everywhere(checker, tmp_path):
+    """Issue 15 item 3: spaCy's 1,000,000-character guard (E088) is for its parser; this pipeline has none, so a long
+    note under the byte limit is checked by the CLI, batch and the service alike, with the same answer."""
+    base = (SAMPLES / "wrong_27252_sedation_only.txt").read_text(encoding="utf-8")
+    padding = "Nursing flowsheet: vitals stable, pain controlled, no events overnight.\n" * 15_000
+    text = base + "\n" + padding
+    assert 1_000_000 < len(text) < 2_000_000
+    note = tmp_path / "long.txt"
+    note.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    res = runner.invoke(app, ["check", str(note), "--format", "json"])
+    assert res.exit_code == 1, res.output[-300:]
+    assert json.loads(res.stdout)["supported_code"] == "27250"
+    out = tmp_path / "rows.jsonl"
+    runner.invoke(app, ["batch", str(tmp_path), "-j", "1", "-q", "-o", str(out)])
+    row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert (row["status"], row["supported_code"]) == ("failed", "27250")
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from notecheck.service import create_app
+
+    client = TestClient(create_app(checker, max_bytes=3_000_000))
+    answer = client.post("/v1/check", json={"text": text})
+    assert answer.status_code == 200 and answer.json()["supported_code"] == "27250"

@@ -466,6 +466,9 @@ def clear_caches(nlp: Language) -> None:
         group.clear_caches()
 
 
+MAX_CHARS = 50_000_000  # ten times the largest note any entry point accepts by default
+
+
 def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions: bool = False) -> Language:
     """spacy.blank('en') + our sentence splitter + medspaCy sectionizer, target matcher and ConText + findings.
 
@@ -479,6 +482,9 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
     from notecheck.extraction import CONTEXT_FLAGS  # also registers notecheck_findings and the Span flags
 
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecheck.Tokenizer.v1"}}})
+    # spaCy's 1,000,000-character guard protects its parser and NER, which this pipeline does not have; every stage
+    # here is linear in the note's length, so the byte limit of the reader or the service is the only limit.
+    nlp.max_length = MAX_CHARS
     nlp.add_pipe("notecheck_sentences")
     sectionizer = nlp.add_pipe(
         "medspacy_sectionizer",
