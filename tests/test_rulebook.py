@@ -74,6 +74,13 @@ def test_unknown_context_category(patterns):
         load_rulebook(patterns)
 
 
+def test_two_context_rules_with_one_literal_are_refused(patterns):
+    """A second rule with the same literal and category is shadowed by the first (its scope never applies)."""
+    _edit(patterns / "context_rules.json", lambda d: d["context_rules"].append(dict(d["context_rules"][0])))
+    with pytest.raises(RulebookError, match=r"context_rules\.json: .*two rules share literal"):
+        load_rulebook(patterns)
+
+
 def test_requirement_on_unknown_finding(patterns):
     _edit(patterns / "families" / "hip_dislocation.json",
           lambda d: d["codes"][2]["requirements"][1].update(finding="anaesthesia"))

@@ -43,6 +43,9 @@ CONTEXT_FLAGS = {
     "POSSIBLE_EXISTENCE": "is_uncertain",
     "HISTORICAL": "is_historical",
     "HYPOTHETICAL": "is_hypothetical",
+    # Statements about patients in general: not done to this patient. A category of its own so that a nearer
+    # hypothetical cue ('when ... can be achieved') does not cut its scope (ConText limits same-category scopes).
+    "GENERIC": "is_hypothetical",
     "FAMILY": "is_family",
     "PRE_REDUCTION": "is_pre_reduction",
     "POST_REDUCTION": "is_post_reduction",

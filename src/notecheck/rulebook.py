@@ -93,6 +93,18 @@ class TargetRulesFile(_Strict):
 class ContextRulesFile(_Strict):
     context_rules: list[ContextRuleSpec]
 
+    @field_validator("context_rules")
+    @classmethod
+    def _one_rule_per_literal(cls, v: list[ContextRuleSpec]) -> list[ContextRuleSpec]:
+        """Two rules with one literal and category shadow each other (the first match wins): a data bug."""
+        seen: set[tuple[str, str]] = set()
+        for rule in v:
+            key = (rule.literal, rule.category)
+            if key in seen:
+                raise ValueError(f"two rules share literal {rule.literal!r} and category {rule.category}")
+            seen.add(key)
+        return v
+
 
 class SectionRulesFile(_Strict):
     section_rules: list[SectionRuleSpec]
@@ -502,8 +514,8 @@ def _read(path: Path, model: type[BaseModel], root: Path) -> Any:
         raise RulebookError(f"{rel}: field {where}: {err['msg']}{more}") from None
 
 
-CONTEXT_CATEGORIES = {"NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "HYPOTHETICAL", "FAMILY", "TERMINATE",
-                      "PSEUDO", "PRE_REDUCTION", "POST_REDUCTION"}
+CONTEXT_CATEGORIES = {"NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "HYPOTHETICAL", "GENERIC", "FAMILY",
+                      "TERMINATE", "PSEUDO", "PRE_REDUCTION", "POST_REDUCTION"}
 # Target categories the extraction stage knows how to read besides the resolved fields and booleans.
 EXTRA_TARGET_CATEGORIES = {"imaging", "cpt_code", "icd10_code", "no_reduction"}
 
