@@ -39,6 +39,9 @@ def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
     return scan, rx(bp.label_line, _IM), [rx(r.until, _IM) if r.until else None for r in bp.rules]
 
 
+_BULLET = re.compile(r"[ \t]*([-*\u2022>]|\d{1,2}[.)])[ \t]")
+
+
 def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Block]:
     """Blocks whose label or marker puts them in another episode. A block runs from its cue to the first blank line,
     the next section header or (when the cue line carries its own text) the next labelled line; a rule's `until`
@@ -82,6 +85,13 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None
                 if nxt is not None:
                     end = nxt.start()
+                bullet = _BULLET.match(text, start)
+                if bullet is not None:  # a list item's block ends where the next item of the list begins
+                    mark = bullet.group(1)
+                    mark = r"\d{1,2}[.)]" if mark[0].isdigit() else re.escape(mark)
+                    item = rx(r"^[ \t]*" + mark + r"[ \t]", _IM).search(text, line_end + 1, end)
+                    if item is not None:
+                        end = item.start()
         out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
     return out
 
