@@ -145,6 +145,8 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     found = None
     if any(word in head for word in fu.heading_words):  # most notes: no follow-up wording at all
         found = heading.search(text, 0, fu.head_chars)
+    if found is not None and rx(fu.act_parts, _IM).search(text, found.end()) is not None:
+        found = None  # the same document goes on to record the operation: its acts are this encounter's
     if found is None:
         found = rx(fu.no_act, _I).search(text)
     if found is None:

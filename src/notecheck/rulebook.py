@@ -233,8 +233,11 @@ class FollowUpPolicy(_Strict):
     fields: list[str]
     negation_today_fields: list[str] = Field(description="fields whose negated mention places its line at this visit "
                                                          "('Reduction manoeuvre: [ ] yes [x] no')")
+    act_parts: str = Field(description="regex (multiline) for a later part of the same document that records the act "
+                                       "('Intra-op summary', 'OPERATIVE NOTE'): a pre-op assessment followed by one is "
+                                       "not a visit without an act")
 
-    @field_validator("heading", "today", "no_act")
+    @field_validator("heading", "today", "no_act", "act_parts")
     @classmethod
     def _compiles(cls, v: str) -> str:
         return _check_regex(v)
