@@ -102,7 +102,8 @@ _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
 def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
-    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative', answer offset).
+    """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative' | 'blank', answer
+    offset); 'blank' is a template field left unfilled ('Open reduction: ***').
     A label naming several things ('Manipulation/reduction manoeuvre: [x] no') answers for each of them."""
     tail = _LABEL_TAIL.match(text, end, end + 56)
     if tail is not None:
@@ -115,6 +116,9 @@ def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]
     if not rest:
         return None
     res = _form_regexes(fp)
+    blank = res[5].match(rest)
+    if blank is not None:
+        return "blank", end + blank.start("word")
     plain = res[4].match(rest)
     if plain is not None:
         return "negative", end + plain.start("word")
@@ -135,7 +139,8 @@ def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]
 
 
 def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
-    return tuple(rx(p) for p in (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer))
+    return tuple(rx(p) for p in (fp.option, fp.checked, fp.negative, fp.affirmative, fp.plain_answer,
+                                 fp.blank_answer))
 
 
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:

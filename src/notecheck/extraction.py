@@ -178,7 +178,10 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         if policy.forms is not None and label not in ("cpt_code", "icd10_code"):
             answer = form_answer(text, end_char, policy.forms)
             if answer is not None:
-                flags["is_negated"] = answer[0] == "negative"
+                if answer[0] == "blank":  # an unfilled template field says nothing either way
+                    flags["is_hypothetical"] = True
+                else:
+                    flags["is_negated"] = answer[0] == "negative"
                 mods.append(("FORM_" + answer[0].upper(), text[answer[1] : answer[1] + 20].split("\n")[0].strip(),
                              answer[1]))
         if meta.get("ignore_negation"):

@@ -199,9 +199,11 @@ class FormPolicy(_Strict):
     negative: str = Field(description="regex for an answer that says no (no, none, not needed)")
     affirmative: str = Field(description="regex for an answer that says yes (yes, done)")
     plain_answer: str = Field(description="regex for 'label: answer' with no boxes; group 'word' the answer")
+    blank_answer: str = Field(description="regex for a template field left unfilled ('Open reduction: ***'): the "
+                                          "label documents nothing; group 'word' the placeholder")
     max_gap: int = Field(ge=0, description="characters allowed between the label and its first option")
 
-    @field_validator("option", "checked", "negative", "affirmative", "plain_answer")
+    @field_validator("option", "checked", "negative", "affirmative", "plain_answer", "blank_answer")
     @classmethod
     def _compiles(cls, v: str) -> str:
         return _check_regex(v)
