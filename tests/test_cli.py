@@ -178,3 +178,26 @@ def test_headline_agrees_with_exit_code_when_the_claimed_code_matches_but_an_err
     assert batch.exit_code == 1
     row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert (row["status"], row["verdict"]) == ("failed", "needs_correction")
+
+
+FAILED_SEDATION_THEN_OR = """EMERGENCY DEPARTMENT PROCEDURE NOTE
+Right posterior hip dislocation after a motor vehicle collision.
+Attempt 1: procedural sedation with propofol performed by me; Allis maneuver unsuccessful.
+Attempt 2: further propofol given by me; Captain Morgan technique unsuccessful.
+Orthopaedics consulted. In the OR Dr. Lee (orthopaedics) reduced the right hip closed under general anesthesia given
+by the anesthesiologist, Dr. Park. Post-reduction films concentric.
+CPT 27252
+"""
+
+
+def test_no_modifier_47_when_an_anesthesiologist_gave_the_general_anesthesia(tmp_path):
+    """Issue 16 item 1: sedation 'by me' in failed ED attempts does not make the surgeon the giver of the general
+    anesthesia that an anesthesiologist gave for the reduction that succeeded; modifier 47 is not suggested."""
+    note = tmp_path / "or.txt"
+    note.write_text(FAILED_SEDATION_THEN_OR, encoding="utf-8")
+    data = json.loads(runner.invoke(app, ["check", str(note), "--format", "json"]).stdout)
+    assert data["findings"]["anesthesia"] == "general" and data["supported_code"] == "27252"
+    assert data["findings"]["anesthesia_by"] == "separate_provider"
+    assert "47" not in [m["modifier"] for m in data["modifiers"]]
+    text = runner.invoke(app, ["check", str(note)]).stdout
+    assert "  47 " not in text
