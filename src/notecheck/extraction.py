@@ -494,7 +494,13 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     acts = policy.imaging.act_fields
     reduced_here = not acts or any(m.counted and m.field in acts and m.value not in (None, False, "false")
                                    and not m.meta.get("implied") for m in mentions)
+    earlier_visit = rx(policy.imaging.earlier_visit) if policy.imaging.earlier_visit else None
     for m, when in _imaging(mentions, policy):
+        if earlier_visit is not None and m.counted and any(
+                cat == "HISTORICAL" and earlier_visit.search(cue) for cat, cue, _ in m.modifiers):
+            # A film from an earlier visit ('US last week', 'MRI in August') is not imaging of this encounter.
+            m.counted = False
+            m.modifiers.append(("EARLIER_VISIT", "(imaging from an earlier visit)", m.start))
         field_name = f"imaging_{when}" if when and m.counted else "imaging"
         rows.append(m.evidence_row(field_name))
         both = m.counted and m.value in policy.imaging.both_values

@@ -136,6 +136,9 @@ class ImagingPolicy(_Strict):
     both_values: list[str] = Field(
         default_factory=list, description="imaging done as part of the reduction itself (an arthrogram shows the hip "
                                           "before and after): counts as both before and after")
+    earlier_visit: str = Field(
+        default="", description="regex over a historical cue on an imaging mention that places the film at an "
+                                "earlier visit ('last week', 'in August', '3 months ago'): it does not count")
     act_fields: list[str] = Field(
         default_factory=list, description="fields of a treatment act (a reduction, a device applied); with no counted "
                                           "act of this encounter, no imaging is before or after one")
