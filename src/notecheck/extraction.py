@@ -466,7 +466,11 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         # The deepest anaesthesia named stands unless every mention of it belongs to an attempt that failed.
         only_failed = chosen is not None and failed_spans and all(
             in_failed(m.start) for m in by_field.get("anesthesia", []) if m.counted and m.value == chosen)
-        if only_failed and deciding is not None and deciding.anesthesia != "unknown" \
+        # ... or when the chosen value was named with a failed attempt and a later attempt succeeded under another.
+        named_failed = chosen is not None and failed_spans and deciding is not None \
+            and deciding.outcome == "succeeded" and any(
+                in_failed(m.start) for m in by_field.get("anesthesia", []) if m.counted and m.value == chosen)
+        if (only_failed or named_failed) and deciding is not None and deciding.anesthesia != "unknown" \
                 and chosen != deciding.anesthesia:
             resolutions.append(Resolution(field="anesthesia", value=deciding.anesthesia,
                                           candidates=sorted({values.get("anesthesia") or "unknown",
