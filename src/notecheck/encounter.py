@@ -97,15 +97,18 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
 
 
 _FORM_LINE = 240
+_LINE_LABEL_TAIL = re.compile(r"[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?(?=[ \t]*:)")
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&-]{0,40}?(?=[ \t]*:)", re.I)  # an answer sits on the label's line, within this many characters
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
-def form_answer(text: str, end: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
+def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None) -> Optional[tuple[str, int]]:
     """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative' | 'blank', answer
     offset); 'blank' is a template field left unfilled ('Open reduction: ***').
     A label naming several things ('Manipulation/reduction manoeuvre: [x] no') answers for each of them."""
     tail = _LABEL_TAIL.match(text, end, end + 56)
+    if tail is None and start is not None and not text[text.rfind("\n", 0, start) + 1 : start].strip(" \t-*\u2022"):
+        tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted at this facility: [ ] Yes [X] No'
     if tail is not None:
         end = tail.end()
     head = text[end : end + fp.max_gap + 2]

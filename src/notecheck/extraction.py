@@ -176,7 +176,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             last = doc[me - 1]
             mods.append((mod.category, text[token_starts[ms] : last.idx + len(last)], token_starts[ms]))
         if policy.forms is not None and label not in ("cpt_code", "icd10_code"):
-            answer = form_answer(text, end_char, policy.forms)
+            answer = form_answer(text, end_char, policy.forms, start_char)
             if answer is not None:
                 if answer[0] == "blank":  # an unfilled template field says nothing either way
                     flags["is_hypothetical"] = True
