@@ -498,6 +498,11 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     acts = policy.imaging.act_fields
     reduced_here = not acts or any(m.counted and m.field in acts and m.value not in (None, False, "false")
                                    and not m.meta.get("implied") for m in mentions)
+    # ... nor when the encounter's act is not a reduction: the hip was found reduced and nobody manipulated it, or
+    # the operation was an arthroplasty.
+    if reduced_here and any(m.counted for f in policy.imaging.no_act_fields for m in by_field.get(f, [])) \
+            and values.get("manipulation") != "true":
+        reduced_here = False
     earlier_visit = rx(policy.imaging.earlier_visit) if policy.imaging.earlier_visit else None
     for m, when in _imaging(mentions, policy):
         if earlier_visit is not None and m.counted and any(

@@ -139,6 +139,9 @@ class ImagingPolicy(_Strict):
     earlier_visit: str = Field(
         default="", description="regex over a historical cue on an imaging mention that places the film at an "
                                 "earlier visit ('last week', 'in August', '3 months ago'): it does not count")
+    no_act_fields: list[str] = Field(
+        default_factory=list, description="fields whose counted mention says this encounter's act was not a reduction "
+                                          "(found already reduced, an arthroplasty), unless a manipulation is stated")
     act_fields: list[str] = Field(
         default_factory=list, description="fields of a treatment act (a reduction, a device applied); with no counted "
                                           "act of this encounter, no imaging is before or after one")
@@ -345,7 +348,8 @@ class FindingsPolicy(_Strict):
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
                 *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
-                *(self.corrections.fields if self.corrections else ()), *self.imaging.act_fields]
+                *(self.corrections.fields if self.corrections else ()), *self.imaging.act_fields,
+                *self.imaging.no_act_fields]
 
     @field_validator("code_label_pattern")
     @classmethod
