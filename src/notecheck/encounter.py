@@ -185,7 +185,9 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
         stop = _SENTENCE_END.search(text, found.end(), end)  # the corrected statement is the cue's sentence
         if stop is not None:
             end = stop.start()
-        fields = {m.field for m in mentions if m.counted and m.field in cp.fields and found.end() <= m.start < end}
+        # A corrected value ('NOT general anesthesia') names the field as much as a new one does.
+        fields = {m.field for m in mentions if (m.counted or m.flags.get("is_negated")) and m.field in cp.fields
+                  and found.end() <= m.start < end}
         if not fields:
             continue
         cue = found.group(0).strip()[:40]
