@@ -17,7 +17,7 @@ from notecheck.models import ReductionEvent, Resolution
 from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy
 
 EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
-                 "generic": "is_hypothetical", "negated": "is_negated"}
+                 "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
 

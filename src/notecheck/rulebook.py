@@ -171,7 +171,7 @@ class BlockRule(_Strict):
     teaching text. The block runs to the first blank line, the next labelled line or section header, or `until`."""
 
     id: str
-    episode: Literal["prior", "planned", "elsewhere", "generic", "negated"]
+    episode: Literal["prior", "planned", "elsewhere", "generic", "spoken", "negated"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     description: str = ""
