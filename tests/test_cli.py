@@ -201,3 +201,20 @@ def test_no_modifier_47_when_an_anesthesiologist_gave_the_general_anesthesia(tmp
     assert "47" not in [m["modifier"] for m in data["modifiers"]]
     text = runner.invoke(app, ["check", str(note)]).stdout
     assert "  47 " not in text
+
+
+def test_each_requirement_cites_each_span_once_and_only_the_deciding_value(tmp_path):
+    """Issue 16 item 4: two rules over the same characters ('closed reduction' as approach and as its implied
+    manipulation) are cited once; a met requirement cites the mentions of the value found, not a contradicting ICD
+    code; a mention's modifiers are listed once each."""
+    note = tmp_path / "n.txt"
+    note.write_text(ICD_CONTRADICTS, encoding="utf-8")
+    data = json.loads(runner.invoke(app, ["check", str(note), "--format", "json"]).stdout)
+    for req in data["requirements"]:
+        spans = [(e["start"], e["end"]) for e in req["evidence"]]
+        assert len(spans) == len(set(spans)), req["id"]
+    etiology = next(r for r in data["requirements"] if r["finding"] == "etiology")
+    assert etiology["status"] == "met" and etiology["evidence"]
+    assert {e["value"] for e in etiology["evidence"]} == {"developmental"}
+    for e in data["evidence"]:
+        assert len(e["modifiers"]) == len(set(e["modifiers"]))

@@ -42,7 +42,7 @@ class Mention:
             "end": self.end,
             "section": self.section,
             "rule": self.rule,
-            "modifiers": [m[1] for m in self.modifiers],
+            "modifiers": list(dict.fromkeys(m[1] for m in self.modifiers)),  # each cue once, in order
             "counted": self.counted,
             "labelled": self.labelled,
             **self.flags,

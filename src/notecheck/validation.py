@@ -185,6 +185,11 @@ def validate(
                            key=lambda e: (not e.counted, e.value != found_text and not isinstance(found_text, list)))
             if status == "met":
                 shown = [e for e in shown if e.counted]
+                if isinstance(found_text, str):  # the mentions that decided it, not counted ones of another value
+                    shown = [e for e in shown if e.value == found_text] or shown
+            # Each span once: two rules over the same characters (or a mention and what it implies) cite it once.
+            seen_spans: set[tuple[int, int]] = set()
+            shown = [e for e in shown if (e.start, e.end) not in seen_spans and not seen_spans.add((e.start, e.end))]
             requirements.append(
                 RequirementResult(
                     id=req.id,
