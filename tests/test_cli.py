@@ -218,3 +218,21 @@ def test_each_requirement_cites_each_span_once_and_only_the_deciding_value(tmp_p
     assert {e["value"] for e in etiology["evidence"]} == {"developmental"}
     for e in data["evidence"]:
         assert len(e["modifiers"]) == len(set(e["modifiers"]))
+
+
+def test_rule_list_and_batch_summary_read_as_text(tmp_path):
+    """Issue 16 item 5: the rule list is not cut at 'e.g.'; one note is '1 note'."""
+    listing = runner.invoke(app, ["rules"]).stdout
+    nc182 = next(line for line in listing.splitlines() if line.startswith("NC182"))
+    assert "e.g." in nc182 and not nc182.rstrip().endswith("e.g.")
+    (tmp_path / "a.txt").write_text(GOOD.read_text(encoding="utf-8"), encoding="utf-8")
+    res = runner.invoke(app, ["batch", str(tmp_path), "-j", "1"])
+    assert "Checked 1 note in" in res.output and "1 notes" not in res.output
+
+
+def test_html_report_says_none_for_a_note_without_gaps():
+    """Issue 16 item 5: an empty gaps table reads 'None', not an empty grid."""
+    page = runner.invoke(app, ["check", str(GOOD), "--format", "html"]).stdout
+    table = page[page.index('<table id="issues">'):]
+    table = table[: table.index("</table>")]
+    assert ">None</td>" in table

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, display_path, read_note
+from notecheck.reporting import plural
 
 CSV_FIELDS = ["path", "status", "claimed_code", "supported_code", "verdict", "errors", "warnings",
               "failed_requirements", "reason"]
@@ -204,7 +205,7 @@ class Summary:
     def render(self) -> str:
         d = self.as_dict()
         lines = [
-            f"Checked {d['notes_checked']} notes in {d['seconds']} s"
+            f"Checked {plural(d['notes_checked'], 'note')} in {d['seconds']} s"
             + (f" ({d['notes_per_second']} notes/s)" if d["notes_per_second"] else "")
             + (f"; {d['skipped_resume']} skipped as already done" if d["skipped_resume"] else ""),
             f"  passed {d['passed']}, failed {d['failed']}, unreadable {d['unreadable']}; "
@@ -214,7 +215,7 @@ class Summary:
         ]
         if d["top_gaps"]:
             lines.append("  most frequent documentation gaps:")
-            lines += [f"    {g['rule']}  {g['notes']} notes ({100 * g['share']:.1f}%)" for g in d["top_gaps"]]
+            lines += [f"    {g['rule']}  {plural(g['notes'], 'note')} ({100 * g['share']:.1f}%)" for g in d["top_gaps"]]
         return "\n".join(lines)
 
 

@@ -35,6 +35,7 @@ GROUPS = {
     "icd10_code": ("codes", "#cccccc"),
 }
 _OTHER = ("other", "#e8e8e8")
+_NONE_ROW = '<tr><td colspan="{}" class="none">None</td></tr>'  # an empty table says so
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1b1b;max-width:1100px}
@@ -147,7 +148,7 @@ def render_html(result: CheckResult, text: str) -> str:
 <h2>Requirements for {_esc(result.claimed_code or result.supported_code or 'no code')}</h2>
 <table id="requirements"><tr><th>Status</th><th>Requirement</th><th>Found</th><th>Evidence</th></tr>{''.join(reqs)}</table>
 <h2>Documentation gaps and queries</h2>
-<table id="issues"><tr><th>Severity</th><th>Rule</th><th>Message</th></tr>{''.join(issues)}</table>
+<table id="issues"><tr><th>Severity</th><th>Rule</th><th>Message</th></tr>{''.join(issues) or _NONE_ROW.format(3)}</table>
 {f'<h2>Modifiers</h2><ul>{mods}</ul>' if mods else ''}
 <h2>Note</h2>
 <div class="legend">{legend}</div>
@@ -211,7 +212,7 @@ def render_dashboard(summary: dict[str, Any], confusion: dict[str, dict[str, int
 <h2>Claimed (rows) vs supported (columns)</h2>
 <table id="confusion"><tr><th></th>{head}</tr>{body}</table>
 <h2>Most frequent documentation gaps</h2>
-<table id="gaps"><tr><th>Rule</th><th>Notes</th><th>Share</th></tr>{gaps}</table>
+<table id="gaps"><tr><th>Rule</th><th>Notes</th><th>Share</th></tr>{gaps or _NONE_ROW.format(3)}</table>
 <h2>Failing notes</h2>
 <table id="failing"><tr><th>Note</th><th>Status</th><th>Claimed</th><th>Supported</th><th>Rules / reason</th></tr>{''.join(fails)}</table>
 </body></html>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any, Optional
 
@@ -102,12 +103,26 @@ def result_schema() -> str:
     return json.dumps(CheckResult.model_json_schema(), indent=2)
 
 
+_SENTENCE_BREAK = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)(?<!\bcf)(?<!\bapprox)\.\s")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence, not cut at 'e.g.' or 'i.e.'."""
+    found = _SENTENCE_BREAK.search(text)
+    return (text[: found.start()] if found else text.rstrip(".")) + "."
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 note', '2 notes'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def render_rules(book: Rulebook, rule_id: Optional[str] = None, as_json: bool = False) -> str:
     rules = [book.rules[rule_id]] if rule_id else sorted(book.rules.values(), key=lambda r: r.id)
     if as_json:
         return json.dumps([r.model_dump() for r in rules], indent=2)
     if rule_id is None:
-        return "\n".join(f"{r.id}  {r.severity:<7}  {r.name:<36} {r.explanation.split('. ')[0].rstrip('.')}."
+        return "\n".join(f"{r.id}  {r.severity:<7}  {r.name:<36} {first_sentence(r.explanation)}"
                          for r in rules)
     return _rule_detail(rules[0])
 
