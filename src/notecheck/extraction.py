@@ -71,13 +71,25 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _section_finder(doc: Doc) -> Any:
-    """token index -> section category (None before any header), by bisection over the sections' first tokens."""
+def _section_finder(doc: Doc, entry_start: str = "") -> Any:
+    """token index -> section category (None before any header), by bisection over the sections' first tokens.
+    A new dated entry ('10/09 post-op:', 'Day 2 -') ends the section before it: in a multi-day document the last
+    day's 'Plan:' does not run on over the next day's account."""
+    entries: list[int] = []
+    if entry_start:
+        text = doc.text
+        starts = [t.idx for t in doc]
+        entries = [bisect.bisect_left(starts, m.start()) for m in rx(entry_start, re.IGNORECASE | re.MULTILINE)
+                   .finditer(text)]
     rows = []
     for sec in getattr(doc._, "sections", None) or []:
         if sec.category is not None:
             first = sec.title_start if sec.title_start is not None else sec.body_start
-            rows.append((first, sec.body_end, sec.category))
+            end = sec.body_end
+            k = bisect.bisect_right(entries, first)
+            if k < len(entries) and entries[k] < end:
+                end = entries[k]
+            rows.append((first, end, sec.category))
     rows.sort()
     firsts = [r[0] for r in rows]
 
@@ -125,7 +137,7 @@ def _header_starts(doc: Doc) -> list[int]:
 
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     prepared = matching_text(doc)
-    section_of = _section_finder(doc)
+    section_of = _section_finder(doc, policy.entry_start)
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
     by_field: dict[str, list[_Target]] = {}
     for row in _targets(doc, prepared):

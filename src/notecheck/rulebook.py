@@ -304,6 +304,9 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
+    entry_start: str = Field(
+        default="", description="regex (multiline) for a line that starts a new dated entry of a multi-day document; "
+                                "it ends the section before it")
     events: Optional[EventPolicy] = None
     treated_side_acts: list[str] = Field(
         default_factory=list, description="fields whose mentions mark the treated side")
@@ -351,10 +354,10 @@ class FindingsPolicy(_Strict):
                 *(self.corrections.fields if self.corrections else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
-    @field_validator("code_label_pattern")
+    @field_validator("code_label_pattern", "entry_start")
     @classmethod
     def _label_compiles(cls, v: str) -> str:
-        return _check_regex(v)
+        return _check_regex(v) if v else v
 
 
 # --- rule catalogue ---------------------------------------------------------------------------------------------
