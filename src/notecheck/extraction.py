@@ -77,10 +77,10 @@ def _section_finder(doc: Doc, entry_start: str = "") -> Any:
     day's 'Plan:' does not run on over the next day's account."""
     entries: list[int] = []
     if entry_start:
-        text = doc.text
-        starts = [t.idx for t in doc]
-        entries = [bisect.bisect_left(starts, m.start()) for m in rx(entry_start, re.IGNORECASE | re.MULTILINE)
-                   .finditer(text)]
+        found = [m.start() for m in rx(entry_start, re.IGNORECASE | re.MULTILINE).finditer(doc.text)]
+        if found:  # most notes are one entry: no token offsets needed
+            starts = [t.idx for t in doc]
+            entries = [bisect.bisect_left(starts, at) for at in found]
     rows = []
     for sec in getattr(doc._, "sections", None) or []:
         if sec.category is not None:
