@@ -175,14 +175,11 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
             m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
 
 
-_SENTENCE_END = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bvs)[.!?](?=\s)|\n")
-
-
 def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
     """'Correction: ... under general anesthesia, not sedation': a corrected field's earlier mentions do not count."""
     for found in rx(cp.cue, _I).finditer(text):
         end = min(len(text), found.end() + cp.reach)
-        stop = _SENTENCE_END.search(text, found.end(), end)  # the corrected statement is the cue's sentence
+        stop = CLAUSE_BREAK.search(text, found.end(), end)  # the corrected statement is the cue's clause
         if stop is not None:
             end = stop.start()
         # A corrected value ('NOT general anesthesia') names the field as much as a new one does.

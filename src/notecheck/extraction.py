@@ -71,16 +71,14 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _section_finder(doc: Doc, entry_start: str = "") -> Any:
+def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int]) -> Any:
     """token index -> section category (None before any header), by bisection over the sections' first tokens.
     A new dated entry ('10/09 post-op:', 'Day 2 -') ends the section before it: in a multi-day document the last
     day's 'Plan:' does not run on over the next day's account."""
     entries: list[int] = []
     if entry_start:
-        found = [m.start() for m in rx(entry_start, re.IGNORECASE | re.MULTILINE).finditer(doc.text)]
-        if found:  # most notes are one entry: no token offsets needed
-            starts = [t.idx for t in doc]
-            entries = [bisect.bisect_left(starts, at) for at in found]
+        found = [m.start() for m in rx(entry_start, re.IGNORECASE | re.MULTILINE).finditer(text)]
+        entries = [bisect.bisect_left(token_starts, at) for at in found]
     rows = []
     for sec in getattr(doc._, "sections", None) or []:
         if sec.category is not None:
@@ -137,7 +135,7 @@ def _header_starts(doc: Doc) -> list[int]:
 
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     prepared = matching_text(doc)
-    section_of = _section_finder(doc, policy.entry_start)
+    section_of = _section_finder(doc, policy.entry_start, prepared.text, prepared.token_starts(doc))
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
     by_field: dict[str, list[_Target]] = {}
     for row in _targets(doc, prepared):
