@@ -98,7 +98,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
 
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
 _LINE_LABEL_TAIL = re.compile(r"[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?(?=[ \t]*:)")
-_LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&-]{0,40}?(?=[ \t]*:)", re.I)
+_LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
@@ -164,7 +164,7 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     lines: dict[int, bool] = {text.rfind("\n", 0, m.start) + 1: True for m in mentions
                               if m.flags.get("is_negated") and m.field in fu.negation_today_fields}
     for m in mentions:
-        if not m.counted or m.field not in fu.fields or m.value is False:
+        if not m.counted or m.field not in fu.fields or m.value in (False, "false"):
             continue  # a 'no manoeuvre' answer speaks of this visit; only acts are the earlier treatment's
         start = text.rfind("\n", 0, m.start) + 1
         if start not in lines:
@@ -192,6 +192,34 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
             if m.counted and m.field in fields and m.end <= found.start():
                 m.counted = False
                 m.modifiers.append(("CORRECTED", f"(corrected @{found.start()}: {cue})", found.start()))
+
+
+def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
+    """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
+    described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""
+    bare = rx(cy.bare)
+    said = [m for m in mentions if m.counted and m.field == cy.statement_field and m.value in (False, "false")
+            and not m.meta.get("implied") and bare.fullmatch(m.text.strip()) is None]
+    if not said:
+        return
+    claim_line = rx(cy.claim_line)
+    claims = []
+    for m in mentions:
+        if not m.counted or m.field not in cy.fields or m.value in (None, False, "false") or m.meta.get("implied"):
+            continue  # what a mention implies stands or falls with it (a harness implies closed treatment, no claim)
+        line_start = text.rfind("\n", 0, m.start) + 1
+        line_end = text.find("\n", m.end)
+        line = text[line_start : len(text) if line_end == -1 else line_end]
+        if not any(c.islower() for c in line) or claim_line.match(text, line_start, m.start) is not None:
+            claims.append(m)
+        else:
+            return  # an act described in the body: the statement speaks of something else (another hip, a phase)
+    spans = {(m.start, m.end) for m in claims}
+    claims += [m for m in mentions if m.counted and m.meta.get("implied") and (m.start, m.end) in spans]
+    cue = said[-1].text.strip()[:40]
+    for m in claims:
+        m.counted = False
+        m.modifiers.append(("CLAIM_CONTRADICTED", f"(the body says: {cue})", said[-1].start))
 
 
 def promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: Any, text: str,

@@ -28,6 +28,7 @@ from notecheck.encounter import (
     reduction_events,
     rx,
     treated_sides,
+    yield_claims,
 )
 from notecheck.fastregex import forget_matching_text, matching_text
 from notecheck.mentions import Mention
@@ -254,6 +255,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         discount_follow_up(text, out, policy.follow_up)
     if policy.corrections is not None:
         apply_corrections(text, out, policy.corrections)
+    if policy.claims_yield is not None:
+        yield_claims(text, out, policy.claims_yield)
     return out
 
 

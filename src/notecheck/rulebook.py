@@ -290,6 +290,24 @@ class CorrectionPolicy(_Strict):
         return _check_regex(v)
 
 
+class ClaimsYieldPolicy(_Strict):
+    """A title or procedure line names what was booked or billed; when the body states plainly that no reduction was
+    done and describes no act of its own, the title's claim does not count."""
+
+    statement_field: str = Field(description="field whose counted negative mention is the body's statement")
+    bare: str = Field(description="regex (full match) for a statement too bare to speak for the encounter ('no "
+                                  "reduction' after an attempt is the attempt's outcome)")
+    claim_line: str = Field(description="regex matched at the start of a mention's line up to the mention: a title or "
+                                        "procedure label; a line without lower-case letters is a title too")
+    fields: list[str] = Field(description="fields whose positive mentions are acts (outside claim lines) or claims")
+    reason: str
+
+    @field_validator("bare", "claim_line")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
@@ -304,6 +322,7 @@ class FindingsPolicy(_Strict):
     promotions: list[Promotion] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
+    claims_yield: Optional[ClaimsYieldPolicy] = None
     entry_start: str = Field(
         default="", description="regex (multiline) for a line that starts a new dated entry of a multi-day document; "
                                 "it ends the section before it")
@@ -351,7 +370,8 @@ class FindingsPolicy(_Strict):
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
                 *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
-                *(self.corrections.fields if self.corrections else ()), *self.imaging.act_fields,
+                *(self.corrections.fields if self.corrections else ()),
+                *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
     @field_validator("code_label_pattern", "entry_start")
