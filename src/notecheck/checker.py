@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from notecheck.extraction import ORIGINAL_TEXT_KEY
 from notecheck.fastregex import remember_text
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline, clear_caches
-from notecheck.reading import Note, normalize_for_matching, read_note, unusual_characters
+from notecheck.reading import Note, apply_dictation, normalize_for_matching, read_note, unusual_characters
 from notecheck.rulebook import Rulebook, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, validate
 
@@ -89,6 +90,7 @@ class Checker:
         self.book.family(family)  # fails early, naming the families that exist
         self.family = family
         self.nlp: Language = build_pipeline(self.book)
+        self._dictation = [(re.compile(c.pattern, re.IGNORECASE), c.mark) for c in self.book.findings.dictation]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:
         """Check one note's text; `code` is the claimed CPT code (default: the one written in the note)."""
@@ -144,7 +146,7 @@ class Checker:
         if bad is not None:
             raise ValueError(f"note text has an unpaired surrogate code point at offset {bad}; "
                              "decode the note with errors='replace' before checking it")
-        normalized = normalize_for_matching(text)
+        normalized = apply_dictation(normalize_for_matching(text), self._dictation)
         doc = self.nlp.make_doc(normalized)
         doc.user_data[ORIGINAL_TEXT_KEY] = text
         remember_text(doc, normalized)

@@ -101,6 +101,16 @@ def normalize_for_matching(text: str) -> str:
     return text.translate(_NORMALIZE)
 
 
+def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str]]) -> str:
+    """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names, padded with spaces so the
+    copy keeps the note's length and every offset."""
+    for pattern, mark in commands:
+        if pattern.search(text) is None:
+            continue
+        text = pattern.sub(lambda m: (mark + " " * len(m.group(0)))[: len(m.group(0))], text)
+    return text
+
+
 def _utf8_ok(data: bytes) -> bool:
     try:
         data.decode("utf-8")

@@ -290,6 +290,20 @@ class CorrectionPolicy(_Strict):
         return _check_regex(v)
 
 
+class DictationCommand(_Strict):
+    """A spoken punctuation command left in a dictated note ('right hip normal period we talked...'): the rules read
+    the punctuation it stands for, in a same-length copy, so sentences and cue scopes end where the speaker meant."""
+
+    pattern: str = Field(description="regex (case-insensitive) for the spoken command, context included")
+    mark: str = Field(min_length=1, max_length=2, description="what the rules read at the start of the match; the "
+                                                               "rest of the match is read as spaces")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class ClaimsYieldPolicy(_Strict):
     """A title or procedure line names what was booked or billed; when the body states plainly that no reduction was
     done and describes no act of its own, the title's claim does not count."""
@@ -323,6 +337,7 @@ class FindingsPolicy(_Strict):
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
+    dictation: list[DictationCommand] = Field(default_factory=list)
     entry_start: str = Field(
         default="", description="regex (multiline) for a line that starts a new dated entry of a multi-day document; "
                                 "it ends the section before it")
