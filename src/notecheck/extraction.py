@@ -16,6 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecheck.encounter import (
+    BLANK_LINE,
     EPISODE_FLAG,
     apply_corrections,
     discount_follow_up,
@@ -72,7 +73,7 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int]) -> Any:
+def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int], inline_ends: frozenset[str] = frozenset()) -> Any:
     """token index -> section category (None before any header), by bisection over the sections' first tokens.
     A new dated entry ('10/09 post-op:', 'Day 2 -') ends the section before it: in a multi-day document the last
     day's 'Plan:' does not run on over the next day's account."""
@@ -88,6 +89,15 @@ def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[in
             k = bisect.bisect_right(entries, first)
             if k < len(entries) and entries[k] < end:
                 end = entries[k]
+            if sec.category in inline_ends and sec.title_end is not None and sec.title_end < end:
+                # 'Billing: 27259' or 'FHx: mum had a clicky hip' with its words on the header's line is a one-item
+                # section: it ends at the next blank line, not at the next header, which may never come.
+                at = token_starts[sec.title_end]
+                line_end = text.find("\n", at)
+                if line_end != -1 and text[at:line_end].strip():
+                    blank = BLANK_LINE.search(text, line_end)
+                    if blank is not None:
+                        end = min(end, bisect.bisect_left(token_starts, blank.start() + 1))
             rows.append((first, end, sec.category))
     rows.sort()
     firsts = [r[0] for r in rows]
@@ -136,7 +146,8 @@ def _header_starts(doc: Doc) -> list[int]:
 
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     prepared = matching_text(doc)
-    section_of = _section_finder(doc, policy.entry_start, prepared.text, prepared.token_starts(doc))
+    section_of = _section_finder(doc, policy.entry_start, prepared.text, prepared.token_starts(doc),
+                                 frozenset(policy.inline_sections_end_at_blank_line))
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
     by_field: dict[str, list[_Target]] = {}
     for row in _targets(doc, prepared):

@@ -338,6 +338,9 @@ class FindingsPolicy(_Strict):
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
     dictation: list[DictationCommand] = Field(default_factory=list)
+    inline_sections_end_at_blank_line: list[str] = Field(
+        default_factory=list, description="section categories whose header, with its words on its own line "
+                                          "('Billing: 27259', 'FHx: ...'), ends at the next blank line")
     entry_start: str = Field(
         default="", description="regex (multiline) for a line that starts a new dated entry of a multi-day document; "
                                 "it ends the section before it")
