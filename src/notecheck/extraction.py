@@ -290,6 +290,9 @@ def _longest_chain(text: str, group: list[Mention]) -> int:
     return best
 
 
+_MARK_REACH = 3  # characters between a tick mark and the option it marks ('[X] Sedation', 'None (x)')
+
+
 def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsPolicy) -> None:
     """A line naming many values of one field without marking one is template boilerplate, not documentation."""
     opt = policy.option_list
@@ -301,11 +304,20 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
             line_start = text.rfind("\n", 0, m.start) + 1
             by_line.setdefault((line_start, m.field), []).append(m)
     for (line_start, _field), group in by_line.items():
-        if len({m.value for m in group}) < opt.min_values or _longest_chain(text, group) < opt.min_values:
-            continue
         line_end = text.find("\n", line_start)
         line = text[line_start : line_end if line_end != -1 else len(text)]
-        if marks.search(line):
+        ticked = [(line_start + k.start(), line_start + k.end()) for k in marks.finditer(line)]
+        listed = line.count("|") >= 2 or _longest_chain(text, group) >= opt.min_values
+        if ticked and listed:
+            # 'General | MAC | Regional | [X] Sedation | None': the option a mark sits against is the answer; the
+            # other options printed on the line are not, whether or not the ticked one is a word the rules know.
+            for m in group:
+                if m.counted and not any(0 <= m.start - hi <= _MARK_REACH or 0 <= lo - m.end <= _MARK_REACH
+                                         for lo, hi in ticked):
+                    m.counted = False
+                    m.modifiers.append(("OPTION_NOT_TICKED", "(an option the form did not tick)", line_start))
+            continue
+        if ticked or len({m.value for m in group}) < opt.min_values or _longest_chain(text, group) < opt.min_values:
             continue
         for m in group:
             if m.counted:
@@ -372,7 +384,10 @@ def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[s
     return chosen
 
 
-def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy) -> None:
+_SAME_CLAUSE = re.compile(r"[^\n.;]*")
+
+
+def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy, text: str) -> None:
     """'L THA 2021' in a note about a right hip dislocation says nothing about the right hip."""
     if side not in ("left", "right"):
         return
@@ -381,6 +396,11 @@ def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPol
         if not m.counted or str(m.value) not in policy.side_specific.get(m.field, []):
             continue
         own = [s.value for s in sides if s.start < m.end and m.start < s.end]
+        if not own:
+            # 'R hip - previous THR': the side named just before it on the same line, in the same sentence.
+            before = [s for s in sides if s.end <= m.start and m.start - s.end <= policy.treated_side_reach]
+            if before and _SAME_CLAUSE.fullmatch(text, before[-1].end, m.start) is not None:
+                own = [before[-1].value]
         if own and own[0] != side:
             m.counted = False
             m.modifiers.append(("OTHER_SIDE", f"(other side: {own[0]})", m.start))
@@ -462,7 +482,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                     if m.counted and m.value not in (None, False, "false")]
             values[name] = _side(by_field.get(name, []), fp.prefer_sections, fp.reason, icd, policy, resolutions,
                                  matching_text(doc).text, acts)
-            _discount_other_side(values[name], mentions, policy)
+            _discount_other_side(values[name], mentions, policy, matching_text(doc).text)
     for name, fp in policy.fields.items():
         ms = by_field.get(name, [])
         if fp.kind == "ranked":
