@@ -194,6 +194,25 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
                 m.modifiers.append(("CORRECTED", f"(corrected @{found.start()}: {cue})", found.start()))
 
 
+def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
+    """An open reduction or a splint whose own clause names another bone ('tibial plateau fx, ORIF') and not the
+    hip treats that bone."""
+    site, hip = rx(os_.site), rx(os_.hip)
+    for m in mentions:
+        if not m.counted or m.field not in os_.fields or m.value in (None, False, "false"):
+            continue
+        lo, hi = max(0, m.start - os_.reach), min(len(text), m.end + os_.reach)
+        for brk in CLAUSE_BREAK.finditer(text, lo, m.start):
+            lo = brk.end()
+        stop = CLAUSE_BREAK.search(text, m.end, hi)
+        if stop is not None:
+            hi = stop.start()
+        found = site.search(text, lo, hi)
+        if found is not None and hip.search(text, lo, hi) is None:
+            m.counted = False
+            m.modifiers.append(("OTHER_SITE", f"({found.group(0)})", found.start()))
+
+
 def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
     described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""

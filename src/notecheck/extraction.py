@@ -20,6 +20,7 @@ from notecheck.encounter import (
     EPISODE_FLAG,
     apply_corrections,
     discount_follow_up,
+    discount_other_site,
     discount_overridden,
     find_blocks,
     form_answer,
@@ -266,6 +267,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         discount_follow_up(text, out, policy.follow_up)
     if policy.corrections is not None:
         apply_corrections(text, out, policy.corrections)
+    if policy.other_site is not None:
+        discount_other_site(text, out, policy.other_site)
     if policy.claims_yield is not None:
         yield_claims(text, out, policy.claims_yield)
     return out

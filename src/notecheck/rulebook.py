@@ -304,6 +304,21 @@ class DictationCommand(_Strict):
         return _check_regex(v)
 
 
+class OtherSitePolicy(_Strict):
+    """'R tibial plateau fx, ORIF 08/09' or 'distal radius #, MUA + POP': an act whose own clause names another bone
+    and not the hip is that bone's treatment."""
+
+    fields: list[str]
+    site: str = Field(description="regex for a body site other than the hip")
+    hip: str = Field(description="regex for the hip and its parts; a clause naming one keeps the act")
+    reach: int = Field(ge=1, description="characters either side of the mention, within its clause")
+
+    @field_validator("site", "hip")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class ClaimsYieldPolicy(_Strict):
     """A title or procedure line names what was booked or billed; when the body states plainly that no reduction was
     done and describes no act of its own, the title's claim does not count."""
@@ -337,6 +352,7 @@ class FindingsPolicy(_Strict):
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
+    other_site: Optional[OtherSitePolicy] = None
     dictation: list[DictationCommand] = Field(default_factory=list)
     inline_sections_end_at_blank_line: list[str] = Field(
         default_factory=list, description="section categories whose header, with its words on its own line "
@@ -389,7 +405,8 @@ class FindingsPolicy(_Strict):
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
                 *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
                 *(self.corrections.fields if self.corrections else ()),
-                *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()), *self.imaging.act_fields,
+                *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
+                *(self.other_site.fields if self.other_site else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
     @field_validator("code_label_pattern", "entry_start")
