@@ -90,7 +90,9 @@ class Checker:
         self.book.family(family)  # fails early, naming the families that exist
         self.family = family
         self.nlp: Language = build_pipeline(self.book)
-        self._dictation = [(re.compile(c.pattern, re.IGNORECASE), c.mark) for c in self.book.findings.dictation]
+        self._dictation = [(re.compile(c.pattern, re.IGNORECASE), c.mark,
+                            re.compile(c.not_after, re.IGNORECASE) if c.not_after else None)
+                           for c in self.book.findings.dictation]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:
         """Check one note's text; `code` is the claimed CPT code (default: the one written in the note)."""

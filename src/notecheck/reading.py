@@ -101,13 +101,19 @@ def normalize_for_matching(text: str) -> str:
     return text.translate(_NORMALIZE)
 
 
-def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str]]) -> str:
+def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]]) -> str:
     """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names, padded with spaces so the
-    copy keeps the note's length and every offset."""
-    for pattern, mark in commands:
+    copy keeps the note's length and every offset; `not_after` (matched on the words before) keeps a word a word."""
+    for pattern, mark, not_after in commands:
         if pattern.search(text) is None:
             continue
-        text = pattern.sub(lambda m: (mark + " " * len(m.group(0)))[: len(m.group(0))], text)
+
+        def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after) -> str:
+            if not_after is not None and not_after.search(text, max(0, m.start() - 24), m.start()) is not None:
+                return m.group(0)
+            return (mark + " " * len(m.group(0)))[: len(m.group(0))]
+
+        text = pattern.sub(replace, text)
     return text
 
 

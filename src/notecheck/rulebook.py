@@ -297,11 +297,13 @@ class DictationCommand(_Strict):
     pattern: str = Field(description="regex (case-insensitive) for the spoken command, context included")
     mark: str = Field(min_length=1, max_length=2, description="what the rules read at the start of the match; the "
                                                                "rest of the match is read as spaces")
+    not_after: Optional[str] = Field(default=None, description="regex (case-insensitive) that, matching the words "
+                                                               "just before, makes it a word ('the post-op period')")
 
-    @field_validator("pattern")
+    @field_validator("pattern", "not_after")
     @classmethod
-    def _compiles(cls, v: str) -> str:
-        return _check_regex(v)
+    def _compiles(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None else _check_regex(v)
 
 
 class OtherSitePolicy(_Strict):
