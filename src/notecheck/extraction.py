@@ -328,6 +328,27 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
                 m.modifiers.append(("OPTION_LIST", "(template option list)", line_start))
 
 
+def _linked(text: str, ms: list[Mention], lp: Any, fp: FieldPolicy, resolutions: list[Resolution]) -> list[Mention]:
+    """The values named right after 'sedation for the reduction:' are the act's own; when there are any, they alone
+    are ranked."""
+    counted = [m for m in ms if m.counted and m.value is not None and str(m.value) in fp.rank]
+    if not counted:
+        return ms
+    tied: list[Mention] = []
+    for cue in rx(lp.cue).finditer(text):
+        line_end = text.find("\n", cue.end())
+        hi = min(cue.end() + lp.reach, len(text) if line_end == -1 else line_end)
+        tied += [m for m in counted if cue.start() <= m.start < hi]
+    others = sorted({str(m.value) for m in counted} - {str(m.value) for m in tied}, key=fp.rank.index)
+    if not tied or not others:
+        return ms
+    chosen = sorted({str(m.value) for m in tied}, key=fp.rank.index)
+    resolutions.append(Resolution(field=lp.field, value=chosen[0], candidates=sorted({*chosen, *others},
+                                                                                     key=fp.rank.index),
+                                  reason=lp.reason))
+    return tied
+
+
 def _first_tier(pool: list[Mention], tiers: list[list[str]]) -> list[Mention]:
     """Mentions from the most trusted tier of sections that has any; all of them when no tier has."""
     for tier in tiers:
@@ -488,6 +509,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             _discount_other_side(values[name], mentions, policy, matching_text(doc).text)
     for name, fp in policy.fields.items():
         ms = by_field.get(name, [])
+        if policy.linked is not None and name == policy.linked.field:
+            ms = _linked(matching_text(doc).text, ms, policy.linked, fp, resolutions)
         if fp.kind == "ranked":
             values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":

@@ -321,6 +321,21 @@ class OtherSitePolicy(_Strict):
         return _check_regex(v)
 
 
+class LinkedPolicy(_Strict):
+    """'Sedation for the reduction given by me: propofol...' names the anaesthesia of the act itself; an intubation
+    in the trauma bay or an ICU airway elsewhere in the note does not outrank it."""
+
+    field: str
+    cue: str = Field(description="regex for the words that tie a value to the act ('anaesthesia for the reduction')")
+    reach: int = Field(ge=1, description="characters after the cue, on its line, where the tied values are named")
+    reason: str
+
+    @field_validator("cue")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class ClaimsYieldPolicy(_Strict):
     """A title or procedure line names what was booked or billed; when the body states plainly that no reduction was
     done and describes no act of its own, the title's claim does not count."""
@@ -355,6 +370,7 @@ class FindingsPolicy(_Strict):
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
+    linked: Optional[LinkedPolicy] = None
     dictation: list[DictationCommand] = Field(default_factory=list)
     inline_sections_end_at_blank_line: list[str] = Field(
         default_factory=list, description="section categories whose header, with its words on its own line "
@@ -408,7 +424,8 @@ class FindingsPolicy(_Strict):
                 *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
-                *(self.other_site.fields if self.other_site else ()), *self.imaging.act_fields,
+                *(self.other_site.fields if self.other_site else ()),
+                *((self.linked.field,) if self.linked else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
     @field_validator("code_label_pattern", "entry_start")
