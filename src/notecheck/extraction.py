@@ -74,7 +74,8 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int], inline_ends: frozenset[str] = frozenset()) -> Any:
+def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int], inline_ends: frozenset[str] = frozenset(),
+                    line_ends: frozenset[str] = frozenset()) -> Any:
     """token index -> section category (None before any header), by bisection over the sections' first tokens.
     A new dated entry ('10/09 post-op:', 'Day 2 -') ends the section before it: in a multi-day document the last
     day's 'Plan:' does not run on over the next day's account."""
@@ -90,15 +91,20 @@ def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[in
             k = bisect.bisect_right(entries, first)
             if k < len(entries) and entries[k] < end:
                 end = entries[k]
-            if sec.category in inline_ends and sec.title_end is not None and sec.title_end < end:
+            if (sec.category in inline_ends or sec.category in line_ends) and sec.title_end is not None \
+                    and sec.title_end < end:
                 # 'Billing: 27259' or 'FHx: mum had a clicky hip' with its words on the header's line is a one-item
-                # section: it ends at the next blank line, not at the next header, which may never come.
+                # section: it ends at the next blank line (or its own line's end), not at the next header, which
+                # may never come.
                 at = token_starts[sec.title_end]
                 line_end = text.find("\n", at)
                 if line_end != -1 and text[at:line_end].strip():
-                    blank = BLANK_LINE.search(text, line_end)
-                    if blank is not None:
-                        end = min(end, bisect.bisect_left(token_starts, blank.start() + 1))
+                    if sec.category in line_ends:
+                        end = min(end, bisect.bisect_left(token_starts, line_end))
+                    else:
+                        blank = BLANK_LINE.search(text, line_end)
+                        if blank is not None:
+                            end = min(end, bisect.bisect_left(token_starts, blank.start() + 1))
             rows.append((first, end, sec.category))
     rows.sort()
     firsts = [r[0] for r in rows]
@@ -148,7 +154,8 @@ def _header_starts(doc: Doc) -> list[int]:
 def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     prepared = matching_text(doc)
     section_of = _section_finder(doc, policy.entry_start, prepared.text, prepared.token_starts(doc),
-                                 frozenset(policy.inline_sections_end_at_blank_line))
+                                 frozenset(policy.inline_sections_end_at_blank_line),
+                                 frozenset(policy.inline_sections_end_at_line_end))
     # Within one field keep the longest match: "general anesthesia" beats the bare "anesthesia" inside it.
     by_field: dict[str, list[_Target]] = {}
     for row in _targets(doc, prepared):
@@ -602,6 +609,10 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                                       candidates=["unknown", policy.device_only.anesthesia],
                                       reason=policy.device_only.reason))
     manipulation = values.get("manipulation")
+    # A dysplastic or prosthetic hip that was reduced was dislocated, however the note words it ('Graf IV', 'head
+    # high', 'came out of place'); a traumatic reduction may be another joint's, so it needs the hip named.
+    hip_reduced = manipulation == "true" and values.get("etiology") in policy.reduced_means_dislocated and any(
+        m.counted and m.value == "true" and not m.meta.get("implied") for m in by_field.get("manipulation", []))
     findings = Findings(
         etiology=values.get("etiology") or "unknown",
         approach=values.get("approach") or "unknown",
@@ -618,7 +629,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         femoral_head_fracture=booleans.get("femoral_head_fracture", False),
         femoral_shortening=booleans.get("femoral_shortening", False),
         tenotomy=booleans.get("tenotomy", False),
-        hip_dislocation=booleans.get("hip_dislocation", False),
+        hip_dislocation=booleans.get("hip_dislocation", False) or hip_reduced,
         reduction=booleans.get("reduction", False),
         no_reduction=any(m.counted for m in by_field.get("no_reduction", [])),
         arthroplasty_performed=booleans.get("arthroplasty_performed", False),

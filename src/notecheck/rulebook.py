@@ -371,7 +371,14 @@ class FindingsPolicy(_Strict):
     claims_yield: Optional[ClaimsYieldPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
     linked: Optional[LinkedPolicy] = None
+    reduced_means_dislocated: list[str] = Field(
+        default_factory=list, description="etiologies for which a documented reduction of the hip shows it was "
+                                          "dislocated (a dysplastic or prosthetic hip); a traumatic reduction may be "
+                                          "another joint's")
     dictation: list[DictationCommand] = Field(default_factory=list)
+    inline_sections_end_at_line_end: list[str] = Field(
+        default_factory=list, description="section categories whose header, with its words on its own line "
+                                          "('FHx: mum had a clicky hip'), ends with that line")
     inline_sections_end_at_blank_line: list[str] = Field(
         default_factory=list, description="section categories whose header, with its words on its own line "
                                           "('Billing: 27259', 'FHx: ...'), ends at the next blank line")
