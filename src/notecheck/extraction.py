@@ -368,6 +368,8 @@ def _first_tier(pool: list[Mention], tiers: list[list[str]]) -> list[Mention]:
 def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: list[Resolution]) -> Optional[str]:
     rank, prefer, reason = fp.rank, fp.prefer_sections, fp.reason
     counted = [m for m in ms if m.counted and m.value is not None]
+    present = {str(m.value) for m in counted if m.meta.get("decisive")}
+    counted = [m for m in counted if not present.intersection(m.meta.get("yields_to") or ())] or counted
     direct = [m for m in counted if not m.meta.get("from_code") and m.section not in fp.fallback_sections]
     pool = direct or counted
     pool = _first_tier(pool, prefer)

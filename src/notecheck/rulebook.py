@@ -51,6 +51,11 @@ class TargetMetadata(_Strict):
     counts_when_historical: bool = False
     ignore_negation: bool = False
     from_code: bool = False
+    yields_to: list[str] = Field(
+        default_factory=list,
+        description="values of the same field that outrank this mention when a decisive mention states them ('cerebral "
+                    "palsy' is the patient's condition; 'traumatic fracture-dislocation' says how this hip dislocated)")
+    decisive: bool = Field(default=False, description="states the value of this hip outright (see yields_to)")
 
 
 class _PatternRule(_Strict):
