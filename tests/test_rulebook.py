@@ -33,6 +33,24 @@ def test_bad_regex_names_file_and_field(patterns):
         load_rulebook(patterns)
 
 
+@pytest.mark.parametrize("where, change", [
+    ("linked.cue", lambda d: d["linked"].update(cue="(unclosed")),
+    ("dictation.0.not_after", lambda d: d["dictation"][0].update(not_after="[bad")),
+    ("other_site.site", lambda d: d["other_site"].update(site="(unclosed")),
+    ("claims_yield.claim_line", lambda d: d["claims_yield"].update(claim_line="[bad")),
+])
+def test_bad_regex_in_findings_policy_names_field(patterns, where, change):
+    _edit(patterns / "findings.json", change)
+    with pytest.raises(RulebookError, match=r"findings\.json: field " + where.replace(".", r"\.")):
+        load_rulebook(patterns)
+
+
+def test_unknown_field_in_findings_policy(patterns):
+    _edit(patterns / "findings.json", lambda d: d["other_site"].update(fields=["approach", "no_such_field"]))
+    with pytest.raises(RulebookError, match="no_such_field"):
+        load_rulebook(patterns)
+
+
 def test_bad_value_in_family_names_file_and_field(patterns):
     _edit(patterns / "families" / "hip_dislocation.json", lambda d: d["codes"][0].update(global_days="30"))
     with pytest.raises(RulebookError, match=r"hip_dislocation\.json: field codes\.0\.global_days"):

@@ -10,9 +10,9 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Scalar = Union[bool, str, None, list]
 
@@ -39,6 +39,9 @@ def _check_regex(pattern: Any) -> Any:
         except re.error as exc:
             raise ValueError(f"invalid regular expression: {exc}") from None
     return pattern
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]  # a regex field that must compile
 
 
 class TargetMetadata(_Strict):
@@ -299,16 +302,11 @@ class DictationCommand(_Strict):
     """A spoken punctuation command left in a dictated note ('right hip normal period we talked...'): the rules read
     the punctuation it stands for, in a same-length copy, so sentences and cue scopes end where the speaker meant."""
 
-    pattern: str = Field(description="regex (case-insensitive) for the spoken command, context included")
+    pattern: Regex = Field(description="regex (case-insensitive) for the spoken command, context included")
     mark: str = Field(min_length=1, max_length=2, description="what the rules read at the start of the match; the "
                                                                "rest of the match is read as spaces")
-    not_after: Optional[str] = Field(default=None, description="regex (case-insensitive) that, matching the words "
+    not_after: Optional[Regex] = Field(default=None, description="regex (case-insensitive) that, matching the words "
                                                                "just before, makes it a word ('the post-op period')")
-
-    @field_validator("pattern", "not_after")
-    @classmethod
-    def _compiles(cls, v: Optional[str]) -> Optional[str]:
-        return v if v is None else _check_regex(v)
 
 
 class OtherSitePolicy(_Strict):
@@ -316,14 +314,9 @@ class OtherSitePolicy(_Strict):
     and not the hip is that bone's treatment."""
 
     fields: list[str]
-    site: str = Field(description="regex for a body site other than the hip")
-    hip: str = Field(description="regex for the hip and its parts; a clause naming one keeps the act")
+    site: Regex = Field(description="regex for a body site other than the hip")
+    hip: Regex = Field(description="regex for the hip and its parts; a clause naming one keeps the act")
     reach: int = Field(ge=1, description="characters either side of the mention, within its clause")
-
-    @field_validator("site", "hip")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        return _check_regex(v)
 
 
 class LinkedPolicy(_Strict):
@@ -331,14 +324,9 @@ class LinkedPolicy(_Strict):
     in the trauma bay or an ICU airway elsewhere in the note does not outrank it."""
 
     field: str
-    cue: str = Field(description="regex for the words that tie a value to the act ('anaesthesia for the reduction')")
+    cue: Regex = Field(description="regex for the words that tie a value to the act ('anaesthesia for the reduction')")
     reach: int = Field(ge=1, description="characters after the cue, on its line, where the tied values are named")
     reason: str
-
-    @field_validator("cue")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        return _check_regex(v)
 
 
 class ClaimsYieldPolicy(_Strict):
@@ -346,17 +334,12 @@ class ClaimsYieldPolicy(_Strict):
     done and describes no act of its own, the title's claim does not count."""
 
     statement_field: str = Field(description="field whose counted negative mention is the body's statement")
-    bare: str = Field(description="regex (full match) for a statement too bare to speak for the encounter ('no "
+    bare: Regex = Field(description="regex (full match) for a statement too bare to speak for the encounter ('no "
                                   "reduction' after an attempt is the attempt's outcome)")
-    claim_line: str = Field(description="regex matched at the start of a mention's line up to the mention: a title or "
+    claim_line: Regex = Field(description="regex matched at the start of a mention's line up to the mention: a title or "
                                         "procedure label; a line without lower-case letters is a title too")
     fields: list[str] = Field(description="fields whose positive mentions are acts (outside claim lines) or claims")
     reason: str
-
-    @field_validator("bare", "claim_line")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        return _check_regex(v)
 
 
 class FindingsPolicy(_Strict):
