@@ -93,6 +93,8 @@ class Checker:
         self._dictation = [(re.compile(c.pattern, re.IGNORECASE), c.mark,
                             re.compile(c.not_after, re.IGNORECASE) if c.not_after else None)
                            for c in self.book.findings.dictation]
+        # Struck-out text is read as blank: the same same-length rewrite, with a space for a mark.
+        self._dictation += [(re.compile(p, re.IGNORECASE), " ", None) for p in self.book.findings.struck_out]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:
         """Check one note's text; `code` is the claimed CPT code (default: the one written in the note)."""
