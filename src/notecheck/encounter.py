@@ -229,7 +229,9 @@ def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
         line_start = text.rfind("\n", 0, m.start) + 1
         line_end = text.find("\n", m.end)
         line = text[line_start : len(text) if line_end == -1 else line_end]
-        if not any(c.islower() for c in line) or claim_line.match(text, line_start, m.start) is not None:
+        # A title is short: a 'Procedure:' line that goes on to narrate the operation is the operation's account.
+        if not any(c.islower() for c in line) or (len(line) <= cy.max_line
+                                                  and claim_line.match(text, line_start, m.start) is not None):
             claims.append(m)
         else:
             return  # an act described in the body: the statement speaks of something else (another hip, a phase)

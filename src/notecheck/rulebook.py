@@ -339,6 +339,7 @@ class ClaimsYieldPolicy(_Strict):
     claim_line: Regex = Field(description="regex matched at the start of a mention's line up to the mention: a title or "
                                         "procedure label; a line without lower-case letters is a title too")
     fields: list[str] = Field(description="fields whose positive mentions are acts (outside claim lines) or claims")
+    max_line: int = Field(default=140, ge=1, description="longest claim line: a longer one narrates the act")
     reason: str
 
 
