@@ -74,8 +74,8 @@ def _quotable_text(doc: Doc) -> str:
     return original if isinstance(original, str) and len(original) == len(text) else text
 
 
-def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int], inline_ends: frozenset[str] = frozenset(),
-                    line_ends: frozenset[str] = frozenset()) -> Any:
+def _section_finder(doc: Doc, entry_start: str, text: str, token_starts: list[int],
+                    inline_ends: frozenset[str] = frozenset(), line_ends: frozenset[str] = frozenset()) -> Any:
     """token index -> section category (None before any header), by bisection over the sections' first tokens.
     A new dated entry ('10/09 post-op:', 'Day 2 -') ends the section before it: in a multi-day document the last
     day's 'Plan:' does not run on over the next day's account."""

@@ -334,10 +334,10 @@ class ClaimsYieldPolicy(_Strict):
     done and describes no act of its own, the title's claim does not count."""
 
     statement_field: str = Field(description="field whose counted negative mention is the body's statement")
-    bare: Regex = Field(description="regex (full match) for a statement too bare to speak for the encounter ('no "
-                                  "reduction' after an attempt is the attempt's outcome)")
-    claim_line: Regex = Field(description="regex matched at the start of a mention's line up to the mention: a title or "
-                                        "procedure label; a line without lower-case letters is a title too")
+    bare: Regex = Field(description="regex (full match) for a statement too bare to speak for the encounter "
+                                    "('no reduction' after an attempt is the attempt's outcome)")
+    claim_line: Regex = Field(description="regex matched at the start of a mention's line up to the mention: a title "
+                                          "or procedure label; a line without lower-case letters is a title too")
     fields: list[str] = Field(description="fields whose positive mentions are acts (outside claim lines) or claims")
     max_line: int = Field(default=140, ge=1, description="longest claim line: a longer one narrates the act")
     reason: str
