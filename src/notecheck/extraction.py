@@ -514,12 +514,12 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             acts = [m for f in policy.treated_side_acts for m in by_field.get(f, [])
                     if m.counted and m.value not in (None, False, "false")]
             values[name] = _side(by_field.get(name, []), fp.prefer_sections, fp.reason, icd, policy, resolutions,
-                                 matching_text(doc).text, acts)
-            _discount_other_side(values[name], mentions, policy, matching_text(doc).text)
+                                 read, acts)
+            _discount_other_side(values[name], mentions, policy, read)
     for name, fp in policy.fields.items():
         ms = by_field.get(name, [])
         if policy.linked is not None and name == policy.linked.field:
-            ms = _linked(matching_text(doc).text, ms, policy.linked, fp, resolutions)
+            ms = _linked(read, ms, policy.linked, fp, resolutions)
         if fp.kind == "ranked":
             values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":
@@ -531,7 +531,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     events: list[ReductionEvent] = []
     if policy.events is not None:
         rank = policy.fields["anesthesia"].rank
-        events = reduction_events(matching_text(doc).text, by_field, policy.events, rank)
+        events = reduction_events(read, by_field, policy.events, rank)
         deciding = next((e for e in events if e.deciding), None)
         chosen = values.get("anesthesia")
         failed_spans = [(e.start - policy.events.before, e.end + policy.events.after) for e in events
@@ -557,7 +557,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                                           reason=policy.events.reason))
             values["anesthesia"] = deciding.anesthesia
     for promo in policy.promotions:
-        promote(values, by_field, promo, matching_text(doc).text, resolutions)
+        promote(values, by_field, promo, read, resolutions)
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
     for name in policy.last_statement_wins:
         # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.
