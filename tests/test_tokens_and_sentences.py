@@ -61,15 +61,44 @@ def test_every_note(checker):
         assert [bool(t.is_sent_start) for t in doc] == _reference(doc), note.name
 
 
+def _tokens(doc):
+    return [(t.text, t.idx, t.whitespace_, t.norm_) for t in doc]
+
+
 def test_tokens_are_spacys_english_tokens(checker):
-    """The tokenizer drops only spaCy's URL matcher: every note we have gets spaCy's stock English tokens."""
+    """The tokenizer drops only spaCy's URL matcher and remembers chunks: every note we have, as given and as the
+    rules read it, gets spaCy's stock English tokens, offsets, trailing spaces and norms."""
     import spacy
+
+    from notecheck.reading import normalize_for_matching
 
     stock = spacy.blank("en")
     assert checker.nlp.tokenizer.url_match is None
     for note in NOTES:
         text = note.read_text(encoding="utf-8", errors="replace")
-        assert [t.text for t in checker.nlp.make_doc(text)] == [t.text for t in stock.make_doc(text)], note.name
+        for variant in (text, normalize_for_matching(text)):
+            assert _tokens(checker.nlp.make_doc(variant)) == _tokens(stock.make_doc(variant)), note.name
+
+
+def test_remembered_chunks_equal_spacys_tokens_on_awkward_text(checker):
+    """spaCy's tokenizer with the same settings (no URL pattern), on generated text full of whitespace runs, tabs, non-breaking spaces, line separators, abbreviations, contractions
+    and punctuation. (Not runs of apostrophes: spaCy's own split of "''" can depend on the chunk before it, when a
+    special-case match straddles whitespace; ours is the chunk's split standing alone.)"""
+    import random
+
+    from spacy.tokenizer import Tokenizer
+
+    d = checker.nlp.Defaults
+    stock = Tokenizer(checker.nlp.vocab, rules=d.tokenizer_exceptions, prefix_search=checker.nlp.tokenizer.prefix_search,
+                      suffix_search=checker.nlp.tokenizer.suffix_search,
+                      infix_finditer=checker.nlp.tokenizer.infix_finditer, token_match=d.token_match, url_match=None)
+    rnd = random.Random(7)
+    pieces = [" ", "  ", "\n", "\t", "\xa0", "\u2028", "\r\n", ".", ",", ";", ":", "(", ")", "-", "/", '"', "a", "Dr.",
+              "e.g.", "n't", "can't", "don't", "x", "12", "XYZ", "approx.", "2.5cm", "L)", "[x]", "hip."]
+    checker.clear_caches()
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
+        assert _tokens(checker.nlp.make_doc(text)) == _tokens(stock(text)), repr(text)
 
 
 def test_remembered_affixes_change_nothing(checker):
