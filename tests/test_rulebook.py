@@ -38,6 +38,7 @@ def test_bad_regex_names_file_and_field(patterns):
     ("dictation.0.not_after", lambda d: d["dictation"][0].update(not_after="[bad")),
     ("other_site.site", lambda d: d["other_site"].update(site="(unclosed")),
     ("claims_yield.claim_line", lambda d: d["claims_yield"].update(claim_line="[bad")),
+    ("sound_alikes.0.heard", lambda d: d["sound_alikes"][0].update(heard="(unclosed")),
 ])
 def test_bad_regex_in_findings_policy_names_field(patterns, where, change):
     _edit(patterns / "findings.json", change)
@@ -104,3 +105,19 @@ def test_requirement_on_unknown_finding(patterns):
           lambda d: d["codes"][2]["requirements"][1].update(finding="anaesthesia"))
     with pytest.raises(RulebookError, match=r"hip_dislocation\.json: .*unknown finding 'anaesthesia'"):
         load_rulebook(patterns)
+
+
+def test_a_reading_never_changes_the_copys_length():
+    """Dictation marks and sound-alikes are read in a same-length copy: a reading longer than the words it replaces
+    is not made, and a shorter one is padded with spaces, so every offset still points into the note as given."""
+    import re
+
+    from notecheck.reading import apply_dictation
+
+    rules = [(re.compile(r"\bso\s+as(?=\s+tenotomy)", re.I), "psoas", None),
+             (re.compile(r"\bspike\s+a\s+cast", re.I), "spica cast", None),
+             (re.compile(r"\bK-L\b", re.I), "Kocher-Langenbeck", None)]
+    text = "so as tenotomy; hip spike a cast; K-L approach"
+    read = apply_dictation(text, rules)
+    assert read == "psoas tenotomy; hip spica cast  ; K-L approach"
+    assert len(read) == len(text)

@@ -102,7 +102,8 @@ def normalize_for_matching(text: str) -> str:
 
 
 def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]]) -> str:
-    """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names, padded with spaces so the
+    """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names (a sound-alike as its term),
+    padded with spaces so the
     copy keeps the note's length and every offset; `not_after` (matched on the words before) keeps a word a word."""
     for pattern, mark, not_after in commands:
         if pattern.search(text) is None:
@@ -110,6 +111,8 @@ def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Option
 
         def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after) -> str:
             if not_after is not None and not_after.search(text, max(0, m.start() - 24), m.start()) is not None:
+                return m.group(0)
+            if len(mark) > len(m.group(0)):  # the copy must keep every offset: a longer reading is not made
                 return m.group(0)
             return (mark + " " * len(m.group(0)))[: len(m.group(0))]
 

@@ -309,6 +309,15 @@ class DictationCommand(_Strict):
                                                                "just before, makes it a word ('the post-op period')")
 
 
+class SoundAlike(_Strict):
+    """Front-end speech recognition writes a term as the everyday words it sounds like ('spike a cast' for a spica
+    cast, 'coach her long and back' for Kocher-Langenbeck): the rules read the term, in the same-length copy."""
+
+    heard: Regex = Field(description="regex (case-insensitive) for the words as recognised, context included")
+    means: str = Field(min_length=1, max_length=40, description="the term the rules read instead, padded with spaces; "
+                                                                "left as heard when the match is shorter than the term")
+
+
 class OtherSitePolicy(_Strict):
     """'R tibial plateau fx, ORIF 08/09' or 'distal radius #, MUA + POP': an act whose own clause names another bone
     and not the hip is that bone's treatment."""
@@ -365,6 +374,7 @@ class FindingsPolicy(_Strict):
                                           "dislocated (a dysplastic or prosthetic hip); a traumatic reduction may be "
                                           "another joint's")
     dictation: list[DictationCommand] = Field(default_factory=list)
+    sound_alikes: list[SoundAlike] = Field(default_factory=list)
     struck_out: list[Regex] = Field(
         default_factory=list, description="regexes for text a transcription marks as struck out ('[crossed out: ...]'): "
                                           "the rules read it as spaces, so nothing in it counts")
