@@ -46,6 +46,12 @@ def test_bad_regex_in_findings_policy_names_field(patterns, where, change):
         load_rulebook(patterns)
 
 
+def test_unknown_field_in_title_vetoes(patterns):
+    _edit(patterns / "findings.json", lambda d: d["title_vetoes"].update(fields=["approach", "no_such_field"]))
+    with pytest.raises(RulebookError, match="no_such_field"):
+        load_rulebook(patterns)
+
+
 def test_unknown_field_in_findings_policy(patterns):
     _edit(patterns / "findings.json", lambda d: d["other_site"].update(fields=["approach", "no_such_field"]))
     with pytest.raises(RulebookError, match="no_such_field"):

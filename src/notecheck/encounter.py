@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
-from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy
+from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
 
 EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
                  "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated"}
@@ -341,6 +341,26 @@ def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[s
                 m.counted = False
                 m.modifiers.append(("OVERRIDDEN", f"({s.field}: {s.text})", s.start))
                 break
+
+
+def discount_vetoed_titles(mentions: list[Mention], tv: TitleVetoPolicy) -> None:
+    """'Open reduction NOT required' in the body: a title or procedure line above it that names an open reduction is
+    what was booked, not what was done. Only plain negations veto (not a plan, a history or another person's), and
+    only what stands before them: a negation in the history does not undo the operation described after it."""
+    last: dict[tuple[str, str], int] = {}
+    for m in mentions:
+        if (m.field in tv.fields and m.value is not None and m.section not in tv.title_sections
+                and m.flags.get("is_negated") and not (m.flags.get("is_hypothetical") or m.flags.get("is_historical")
+                                                       or m.flags.get("is_family") or m.flags.get("is_uncertain"))
+                and not any(cat.startswith("BLOCK_") for cat, _, _ in m.modifiers)):
+            key = (m.field, str(m.value))
+            last[key] = max(last.get(key, -1), m.start)
+    if not last:
+        return
+    for m in mentions:
+        if m.counted and m.section in tv.title_sections and m.start < last.get((m.field, str(m.value)), -1):
+            m.counted = False
+            m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body negates it)", m.start))
 
 
 def treated_sides(text: str, pool: list[Mention], acts: list[Mention], reach: int) -> set[str]:

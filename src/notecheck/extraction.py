@@ -22,6 +22,7 @@ from notecheck.encounter import (
     discount_follow_up,
     discount_other_site,
     discount_overridden,
+    discount_vetoed_titles,
     find_blocks,
     form_answer,
     negation_is_close,
@@ -276,6 +277,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         apply_corrections(text, out, policy.corrections)
     if policy.other_site is not None:
         discount_other_site(text, out, policy.other_site)
+    if policy.title_vetoes is not None:
+        discount_vetoed_titles(out, policy.title_vetoes)
     if policy.claims_yield is not None:
         yield_claims(text, out, policy.claims_yield)
     return out

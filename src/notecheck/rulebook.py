@@ -318,6 +318,15 @@ class SoundAlike(_Strict):
                                                                 "left as heard when the match is shorter than the term")
 
 
+class TitleVetoPolicy(_Strict):
+    """A title is the booking: 'Operation: Open reduction +/- revision' above a body that says 'Open reduction NOT
+    required'. An explicit negation of a value in the body vetoes the same value in the title sections."""
+
+    fields: list[str] = Field(min_length=1, description="findings whose title mentions a body negation can veto")
+    title_sections: list[str] = Field(min_length=1, description="section categories that name the procedure as "
+                                                                "booked or billed (procedure lines, diagnoses)")
+
+
 class OtherSitePolicy(_Strict):
     """'R tibial plateau fx, ORIF 08/09' or 'distal radius #, MUA + POP': an act whose own clause names another bone
     and not the hip is that bone's treatment."""
@@ -368,6 +377,7 @@ class FindingsPolicy(_Strict):
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
+    title_vetoes: Optional[TitleVetoPolicy] = None
     linked: Optional[LinkedPolicy] = None
     reduced_means_dislocated: list[str] = Field(
         default_factory=list, description="etiologies for which a documented reduction of the hip shows it was "
@@ -434,6 +444,7 @@ class FindingsPolicy(_Strict):
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
                 *(self.other_site.fields if self.other_site else ()),
+                *(self.title_vetoes.fields if self.title_vetoes else ()),
                 *((self.linked.field,) if self.linked else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
