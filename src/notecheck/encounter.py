@@ -146,6 +146,9 @@ def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
                                  fp.blank_answer))
 
 
+_SENTENCE_END = re.compile(r"[.!?;](?=\s)")
+
+
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
     heading, today = rx(fu.heading, _IM), rx(fu.today)
@@ -161,16 +164,21 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         return
     cue = found.group(0).strip()[:60]
     # A line that says an act was not done ("Reduction manoeuvre: [ ] yes [x] no") speaks of this visit too.
-    lines: dict[int, bool] = {text.rfind("\n", 0, m.start) + 1: True for m in mentions
-                              if m.flags.get("is_negated") and m.field in fu.negation_today_fields}
+    negation_lines = {text.rfind("\n", 0, m.start) + 1 for m in mentions
+                      if m.flags.get("is_negated") and m.field in fu.negation_today_fields}
     for m in mentions:
         if not m.counted or m.field not in fu.fields or m.value in (False, "false"):
             continue  # a 'no manoeuvre' answer speaks of this visit; only acts are the earlier treatment's
         start = text.rfind("\n", 0, m.start) + 1
-        if start not in lines:
-            end = text.find("\n", m.end)
-            lines[start] = today.search(text, start, len(text) if end == -1 else end) is not None
-        if not lines[start]:
+        if start in negation_lines:
+            continue
+        # The act's sentence, or the line before it, must place it at this visit ('Bedside reduction by myself at
+        # 0240. Sedation: ...'); 'Today pain 2/10' later in a one-line history does not reach back to the reduction
+        # it recounts.
+        end = text.find("\n", m.end)
+        end = len(text) if end == -1 else end
+        stop = _SENTENCE_END.search(text, m.end, end)
+        if today.search(text, start, stop.start() + 1 if stop is not None else end) is None:
             m.counted = False
             m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
 
