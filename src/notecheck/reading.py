@@ -103,8 +103,8 @@ def normalize_for_matching(text: str) -> str:
 
 def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]]) -> str:
     """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names (a sound-alike as its term),
-    padded with spaces so the
-    copy keeps the note's length and every offset; `not_after` (matched on the words before) keeps a word a word."""
+    padded with spaces so the copy keeps the note's length and every offset; `not_after` (matched on the words before)
+    keeps a word a word."""
     for pattern, mark, not_after in commands:
         if pattern.search(text) is None:
             continue
