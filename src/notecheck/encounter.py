@@ -97,8 +97,8 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
 
 
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
-_LINE_LABEL_TAIL = re.compile(r"[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?(?=[ \t]*:)")
-_LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
+_LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?(?=[ \t]*:)")
+_LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
