@@ -88,9 +88,9 @@ class ContextRuleSpec(_PatternRule):
 
 
 class SectionRuleSpec(_PatternRule):
+    """A section header rule. medspaCy's parent sections are not offered: notecheck's matcher does not build them."""
+
     metadata: Optional[dict[str, Any]] = None
-    parents: Optional[list[str]] = None
-    parent_required: bool = False
     max_scope: Optional[int] = None
 
 
