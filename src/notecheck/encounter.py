@@ -96,6 +96,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
     return out
 
 
+_ALIGN = re.compile(r"[ \t]*[:?=]?[ \t]*")
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
 _LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?(?=[ \t]*:)")
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
@@ -111,7 +112,9 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
         tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted at this facility: [ ] Yes [X] No'
     if tail is not None:
         end = tail.end()
-    head = text[end : end + fp.max_gap + 2]
+    # The colon and the spaces that line a form's answers up in a column do not count towards the gap.
+    align = _ALIGN.match(text, end, end + _FORM_LINE).end() - end
+    head = text[end : end + align + fp.max_gap + 2]
     if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
         return None
     line_end = text.find("\n", end, end + _FORM_LINE)
@@ -128,7 +131,7 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     first = True
     answer = None
     for opt in res[0].finditer(rest):
-        if first and (opt.start() > fp.max_gap or rest[: opt.start()].strip(" \t:?=-")):
+        if first and (opt.start() - align > fp.max_gap or rest[: opt.start()].strip(" \t:?=-")):
             return None
         first = False
         if not res[1].search(opt.group("mark")):
@@ -178,7 +181,9 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         end = text.find("\n", m.end)
         end = len(text) if end == -1 else end
         stop = _SENTENCE_END.search(text, m.end, end)
-        if today.search(text, start, stop.start() + 1 if stop is not None else end) is None:
+        # The words that made this a follow-up visit ('seen in clinic today, six weeks after') place no act.
+        if not any(not (found.start() <= t.start() < found.end())
+                   for t in today.finditer(text, start, stop.start() + 1 if stop is not None else end)):
             m.counted = False
             m.modifiers.append(("FOLLOW_UP_VISIT", cue, found.start()))
 
@@ -351,24 +356,38 @@ def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[s
                 break
 
 
-def discount_vetoed_titles(mentions: list[Mention], tv: TitleVetoPolicy) -> None:
+def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPolicy) -> None:
     """'Open reduction NOT required' in the body: a title or procedure line above it that names an open reduction is
     what was booked, not what was done. Only plain negations veto (not a plan, a history or another person's), and
-    only what stands before them: a negation in the history does not undo the operation described after it."""
+    only what stands before them: a negation in the history does not undo the operation described after it. A body
+    line saying no such act was done here ('hip found reduced on arrival') vetoes the acts a title names."""
     last: dict[tuple[str, str], int] = {}
+    none_done = -1
     for m in mentions:
+        if m.counted and m.section not in tv.title_sections and any(
+                m.field == fv.field and (fv.value is None or str(m.value).lower() == fv.value) for fv in tv.none_done):
+            none_done = max(none_done, m.start)
         if (m.field in tv.fields and m.value is not None and m.section not in tv.title_sections
                 and m.flags.get("is_negated") and not (m.flags.get("is_hypothetical") or m.flags.get("is_historical")
                                                        or m.flags.get("is_family") or m.flags.get("is_uncertain"))
                 and not any(cat.startswith("BLOCK_") for cat, _, _ in m.modifiers)):
             key = (m.field, str(m.value))
             last[key] = max(last.get(key, -1), m.start)
-    if not last:
+    if not last and none_done < 0:
         return
+    first_line = text.find("\n", len(text) - len(text.lstrip())) if tv.first_line_is_title else -1
     for m in mentions:
-        if m.counted and m.section in tv.title_sections and m.start < last.get((m.field, str(m.value)), -1):
+        if not m.counted:
+            continue
+        titled = m.section in tv.title_sections or (m.section is None and m.end <= first_line)
+        if not titled:
+            continue
+        if m.start < last.get((m.field, str(m.value)), -1):
             m.counted = False
             m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body negates it)", m.start))
+        elif m.field in tv.none_vetoes and m.start < none_done:
+            m.counted = False
+            m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body says it was not done)", none_done))
 
 
 def treated_sides(text: str, pool: list[Mention], acts: list[Mention], reach: int) -> set[str]:

@@ -278,7 +278,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     if policy.other_site is not None:
         discount_other_site(text, out, policy.other_site)
     if policy.title_vetoes is not None:
-        discount_vetoed_titles(out, policy.title_vetoes)
+        discount_vetoed_titles(text, out, policy.title_vetoes)
     if policy.claims_yield is not None:
         yield_claims(text, out, policy.claims_yield)
     return out

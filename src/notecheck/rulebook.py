@@ -318,6 +318,13 @@ class SoundAlike(_Strict):
                                                                 "left as heard when the match is shorter than the term")
 
 
+class FieldValue(_Strict):
+    """A finding field and, optionally, one of its values (any value when left out)."""
+
+    field: str
+    value: Optional[str] = None
+
+
 class TitleVetoPolicy(_Strict):
     """A title is the booking: 'Operation: Open reduction +/- revision' above a body that says 'Open reduction NOT
     required'. An explicit negation of a value in the body vetoes the same value in the title sections."""
@@ -325,6 +332,12 @@ class TitleVetoPolicy(_Strict):
     fields: list[str] = Field(min_length=1, description="findings whose title mentions a body negation can veto")
     title_sections: list[str] = Field(min_length=1, description="section categories that name the procedure as "
                                                                 "booked or billed (procedure lines, diagnoses)")
+    first_line_is_title: bool = Field(default=False, description="the note's first line, before any section "
+                                                                 "header, is a title too")
+    none_done: list[FieldValue] = Field(default_factory=list, description="counted mentions that say no such act "
+                                        "was done in this encounter ('hip found reduced on arrival', 'no reduction "
+                                        "manoeuvre'): one after the title vetoes every title mention of none_vetoes")
+    none_vetoes: list[str] = Field(default_factory=list, description="title findings a none_done mention vetoes")
 
 
 class OtherSitePolicy(_Strict):
