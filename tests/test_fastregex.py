@@ -105,3 +105,43 @@ def test_scanner_edge_cases(pattern, flags, text):
     """Counterexamples a review found; each must now match finditer exactly."""
     compiled = re.compile(pattern, flags)
     assert MultiPatternScanner([compiled]).scan(text, text.lower())[0] == [m.span() for m in compiled.finditer(text)]
+
+
+_SYNTAX = [
+    r"\x41b\u00c9\U0001F600", r"[A-Z]+", r"[^A-Z]x", r"[À-Þ]{2,3}?", r"\101\0", r"[\101-\103]", r"a{,2}b", r"a{2}",
+    r"x{1,}y", r"{", r"a{x}", r"(?>AB|A)C", r"(?P<n>Ab)(?#comment)c", r"(?-i:AB)c", r"(?<=[\s:])Hip\b",
+    r"(?<![^\n])Plan\b", r"[]A]", r"[A-]", r"[\]\-\\]", r"\b(?:MRI|MR\.)\B", r"[\d\W]Q", r"a*+B", r"\.\*\?",
+]
+
+
+@pytest.mark.parametrize("pattern", _SYNTAX)
+def test_lowered_reads_re_syntax_as_re_does(pattern):
+    """Our own reading of the pattern syntax (no private `re` parser) must lower patterns exactly."""
+    compiled = re.compile(pattern, re.IGNORECASE)
+    fast = lowered(pattern)
+    texts = ["AbÉ😀 ab", "ABC abc XYZ", "x]A- ]\\", "HIP :Hip\nPlan plan", "MRI MR. mr.x", "AAB aab Ab", "{ a{x} x{1,}y",
+             "ÀÁÂ ààà ÞÞ", "7Q q", ".*? ", "AC abc ABC", "ab c AB C", "A\x00 A\x00", "ABC BBC"]
+    for text in texts:
+        expected = [m.span() for m in compiled.finditer(text)]
+        if fast is not None:
+            assert [m.span() for m in fast.finditer(text.lower())] == expected, (pattern, text)
+        scanner = MultiPatternScanner([compiled])
+        assert scanner.scan(text, text.lower())[0] == expected, (pattern, text)
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?i)abc", r"(?(1)a|b)", r"\N{LATIN SMALL LETTER A}", r"(?x) a"])
+def test_syntax_outside_the_reader_is_refused(pattern):
+    from notecheck.regextree import Unsupported, parse
+
+    with pytest.raises(Unsupported):
+        parse(pattern)
+
+
+def test_fold_table_pairs_fold_under_ignorecase():
+    """The extra case pairs written out as data must be pairs re.IGNORECASE really equates."""
+    from notecheck.fastregex import _EXTRA_CASES
+
+    for group in _EXTRA_CASES:
+        for a in group:
+            for b in group:
+                assert re.fullmatch(re.escape(chr(a)), chr(b), re.IGNORECASE), (hex(a), hex(b))

@@ -1,15 +1,16 @@
 """Regex matching for many rules at once, exactly as `re` would match them one by one.
 
-- `lowered()` rewrites a pattern's parse tree so that it matches lower-cased text exactly where the original matched
-  the original text under re.IGNORECASE (which compares every character through case folding, 2-3x slower).
-- `start_literals()` reads from the parse tree where a match can begin (words, prefixes, digits, literals, line
+- `lowered()` rewrites a pattern so that it matches lower-cased text exactly where the original matched the original
+  text under re.IGNORECASE (which compares every character through case folding, 2-3x slower).
+- `start_literals()` reads from the pattern where a match can begin (words, prefixes, digits, literals, line
   starts); `MultiPatternScanner` finds the words of a text once and tries each rule only there.
 - `MatchingText` holds what every matcher needs of one Doc (its text, lower-cased text, words and token offsets),
   built once per Doc instead of once per rule.
 
-When a pattern or a text is outside what is handled (back-references, inline case flags, other compile flags,
-patterns that can match the empty string, characters that case-fold unusually), the caller falls back to `re` as
-given. Tests compare the results with `finditer` on every note in the repository and on generated text.
+Patterns are read by notecheck.regextree (our own reader of `re` syntax; CPython's parser is private). When a
+pattern or a text is outside what is handled (back-references, inline case flags, other compile flags, patterns that
+can match the empty string, characters that case-fold unusually), the caller falls back to `re` as given. Tests
+compare the results with `finditer` on every note in the repository and on generated text.
 """
 
 from __future__ import annotations
@@ -19,88 +20,97 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
-try:  # Python 3.11+
-    from re import _compiler as _sre_compile  # type: ignore[attr-defined]
-    from re import _constants as _c  # type: ignore[attr-defined]
-    from re import _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_compile as _sre_compile  # type: ignore[no-redef]
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+from notecheck.regextree import Alt, Any_, At, Class, Group, Look, Lit, Node, Repeat, Unsupported, parse
 
 
-class _Unsupported(Exception):
-    pass
+def _lower_char(ch: str) -> str:
+    low = ch.lower()
+    if len(low) != 1:
+        raise Unsupported("lower-casing changes the length")
+    return low
 
 
-def _lower_char(code: int) -> int:
-    low = chr(code).lower()
-    return ord(low) if len(low) == 1 else code
+def _class_source(items: list[tuple], negated: bool) -> str:
+    """A character class written out again, for a pattern run on lower-cased text."""
+    out = ["[", "^" if negated else ""]
+    for item in items:
+        if item[0] == "ch":
+            out.append(_class_char(item[1]))
+        elif item[0] == "range":
+            out.append(f"{_class_char(chr(item[1]))}-{_class_char(chr(item[2]))}")
+        else:
+            out.append("\\" + item[1])
+    out.append("]")
+    return "".join(out)
 
 
-def _lower_class(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+def _class_char(ch: str) -> str:
+    return ch if ch.isalnum() and ch.isascii() else f"\\U{ord(ch):08x}"
+
+
+def _lower_class(items: list[tuple]) -> list[tuple]:
     out = list(items)
-    for op, av in items:
-        if op is _c.LITERAL:
-            low = _lower_char(av)
-            if low != av:
-                out.append((_c.LITERAL, low))
-        elif op is _c.RANGE:
-            lo, hi = av
+    for item in items:
+        if item[0] == "ch":
+            low = _lower_char(item[1]) if len(item[1].lower()) == 1 else item[1]
+            if low != item[1]:
+                out.append(("ch", low))
+        elif item[0] == "range":
+            lo, hi = item[1], item[2]
             # A-Z and the Latin-1 capitals (not the multiplication sign): their lower-case forms are 32 higher.
             for a, b in ((65, 90), (192, 214), (216, 222)):
                 s, e = max(lo, a), min(hi, b)
                 if s <= e:
-                    out.append((_c.RANGE, (s + 32, e + 32)))
+                    out.append(("range", s + 32, e + 32))
             if hi > 0x2FF:
-                raise _Unsupported("range beyond Latin")
+                raise Unsupported("range beyond Latin")
             if hi > 222 and any(chr(x).lower() != chr(x) for x in range(max(lo, 223), min(hi, 0x2FF) + 1)):
-                raise _Unsupported("range with non-Latin-1 capitals")
+                raise Unsupported("range with non-Latin-1 capitals")
     return out
 
 
-def _lower_tree(sub: Any) -> None:
-    for i, (op, av) in enumerate(sub.data):
-        if op in (_c.LITERAL, _c.NOT_LITERAL):
-            sub.data[i] = (op, _lower_char(av))
-        elif op is _c.IN:
-            sub.data[i] = (op, _lower_class(av))
-        elif op is _c.SUBPATTERN:
-            group, add_flags, del_flags, p = av
-            if (add_flags | del_flags) & re.IGNORECASE:
-                raise _Unsupported("inline case flag")
-            _lower_tree(p)
-        elif op is _c.BRANCH:
-            for p in av[1]:
-                _lower_tree(p)
-        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or op is getattr(_c, "POSSESSIVE_REPEAT", None):
-            _lower_tree(av[2])
-        elif op in (_c.ASSERT, _c.ASSERT_NOT):
-            _lower_tree(av[1])
-        elif op is getattr(_c, "ATOMIC_GROUP", None):
-            _lower_tree(av)
-        elif op in (_c.GROUPREF, _c.GROUPREF_EXISTS):
-            raise _Unsupported("back-reference")
-        elif op not in (_c.AT, _c.ANY, _c.CATEGORY):
-            raise _Unsupported(f"op {op}")
+def _lower_edits(node: Node, edits: list[tuple[int, int, str]]) -> None:
+    """Source edits that make the pattern match lower-cased text where the original matched under IGNORECASE."""
+    if isinstance(node, Lit):
+        low = _lower_char(node.ch)
+        if low != node.ch:
+            edits.append((node.start, node.end, re.escape(low)))
+    elif isinstance(node, Class):
+        edits.append((node.start, node.end, _class_source(_lower_class(node.items), node.negated)))
+    elif isinstance(node, Alt):
+        for seq in node.seqs:
+            for item in seq:
+                _lower_edits(item, edits)
+    elif isinstance(node, Group):
+        if "i" in node.flags_on or "i" in node.flags_off:
+            raise Unsupported("inline case flag")
+        _lower_edits(node.body, edits)
+    elif isinstance(node, (Look,)):
+        _lower_edits(node.body, edits)
+    elif isinstance(node, Repeat):
+        _lower_edits(node.body, edits)
 
 
 @lru_cache(maxsize=None)
-def _parsed(pattern: str) -> Any:
-    """The pattern's parse tree, parsed once for all read-only analyses (lowered() parses its own copy to edit)."""
-    return _sre_parse.parse(pattern, 0)
+def _parsed(pattern: str) -> Alt:
+    """The pattern's tree, read once for all analyses."""
+    return parse(pattern)
 
 
 @lru_cache(maxsize=None)
 def lowered(pattern: str) -> Optional[re.Pattern[str]]:
     """A compiled pattern for lower-cased text, equivalent to re.compile(pattern, re.I) on the original text."""
     try:
-        tree = _sre_parse.parse(pattern, 0)
-        if tree.state.flags & re.IGNORECASE:
-            return None
-        _lower_tree(tree)
-        return _sre_compile.compile(tree, 0)  # type: ignore[no-any-return]
-    except (_Unsupported, re.error, AttributeError, TypeError, ValueError):
+        edits: list[tuple[int, int, str]] = []
+        _lower_edits(_parsed(pattern), edits)
+        out, at = [], 0
+        for start, end, text in sorted(edits):
+            out.append(pattern[at:start])
+            out.append(text)
+            at = end
+        out.append(pattern[at:])
+        return re.compile("".join(out))
+    except (Unsupported, re.error, RecursionError):
         return None
 
 
@@ -133,17 +143,17 @@ def _low1(code: int) -> Optional[str]:
     return low if len(low) == 1 else None
 
 
-def _class_members(items: list[tuple[Any, Any]]) -> Optional[set[str]]:
+def _class_members(items: list[tuple]) -> Optional[set[str]]:
     """Characters (lower-cased) or markers a character class can match; None when there are too many or unknown."""
     out: set[str] = set()
-    for op, av in items:
-        if op is _c.LITERAL:
-            ch = _low1(av)
+    for item in items:
+        if item[0] == "ch":
+            ch = _low1(ord(item[1]))
             if ch is None:
                 return None
             out.add(ch if _is_word_char(ch) else _NON_WORD)
-        elif op is _c.RANGE:
-            lo, hi = av
+        elif item[0] == "range":
+            lo, hi = item[1], item[2]
             if hi - lo > _MAX_CLASS:
                 return None
             for code in range(lo, hi + 1):
@@ -151,82 +161,90 @@ def _class_members(items: list[tuple[Any, Any]]) -> Optional[set[str]]:
                 if ch is None:
                     return None
                 out.add(ch if _is_word_char(ch) else _NON_WORD)
-        elif op is _c.CATEGORY and av is _c.CATEGORY_DIGIT:
+        elif item[1] == "d":
             out.add(_DIGIT)
-        elif op is _c.CATEGORY and av in (_c.CATEGORY_SPACE, _c.CATEGORY_NOT_WORD):
+        elif item[1] in ("s", "W"):
             out.add(_NON_WORD)
         else:
-            return None  # negated classes, \w, \S, ...
+            return None  # \w, \S, \D
         if len(out) > _MAX_CLASS:
             return None
     return out
 
 
-def _non_word_before(op: Any, av: Any) -> bool:
+def _only(alt: Alt) -> Optional[list[Node]]:
+    """The one branch of an alternative that has just one."""
+    return alt.seqs[0] if len(alt.seqs) == 1 else None
+
+
+def _non_word_before(look: Look) -> bool:
     """(?<=...x) with x only non-word characters, or (?<![^x]) with x a non-word character."""
-    direction, body = av
-    items = list(body.data) if hasattr(body, "data") else list(body)
-    if direction != -1 or not items:
+    items = _only(look.body)
+    if not look.behind or not items:
         return False
-    kind, value = items[-1]
-    if op is _c.ASSERT:
-        if kind is _c.LITERAL:
-            return not _is_word_char(chr(value))
-        if kind is _c.IN:
-            members = _class_members(value)
+    last = items[-1]
+    if not look.negative:
+        if isinstance(last, Lit):
+            return not _is_word_char(last.ch)
+        if isinstance(last, Class) and not last.negated:
+            members = _class_members(last.items)
             return members is not None and members == {_NON_WORD}
         return False
-    return len(items) == 1 and kind is _c.NOT_LITERAL and not _is_word_char(chr(value))
+    return (len(items) == 1 and isinstance(last, Class) and last.negated and len(last.items) == 1
+            and last.items[0][0] == "ch" and not _is_word_char(last.items[0][1]))
 
 
-def _item_prefixes(op: Any, av: Any) -> Optional[_Prefixes]:
-    """What a match of one parse-tree item starts with; None when it can start with anything."""
-    if op is _c.LITERAL:
-        ch = _low1(av)
+def _item_prefixes(node: Node) -> Optional[_Prefixes]:
+    """What a match of one tree item starts with; None when it can start with anything."""
+    if isinstance(node, Lit):
+        ch = _low1(ord(node.ch))
         if ch is None:
             return None
         return [(ch, True)] if _is_word_char(ch) else [(ch, False)]
-    if op is _c.AT:
-        return [(_BOUNDARY if av is _c.AT_BOUNDARY else "", True)]
-    if op in (_c.ASSERT, _c.ASSERT_NOT):
+    if isinstance(node, At):
+        return [(_BOUNDARY if node.kind == "boundary" else "", True)]
+    if isinstance(node, Look):
         # Zero-width: it narrows matches but consumes nothing. A look-behind that puts a non-word character (or the
         # start of the text) just before the match makes the match begin at a word start, like \b.
-        return [(_BOUNDARY if _non_word_before(op, av) else "", True)]
-    if op is _c.IN:
-        members = _class_members(av)
+        return [(_BOUNDARY if _non_word_before(node) else "", True)]
+    if isinstance(node, Class):
+        members = None if node.negated else _class_members(node.items)
         if members is None:
             return None
         return [(m, m not in (_NON_WORD, _DIGIT)) for m in sorted(members)]
-    if op is _c.SUBPATTERN:
-        return _seq_prefixes(av[3])
-    if op is getattr(_c, "ATOMIC_GROUP", None):
-        return _seq_prefixes(av)
-    if op is _c.BRANCH:
-        out: _Prefixes = []
-        for alt in av[1]:
-            sub = _seq_prefixes(alt)
-            if sub is None:
-                return None
-            out.extend(sub)
-        return out
-    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or op is getattr(_c, "POSSESSIVE_REPEAT", None):
-        low, high, body = av
-        sub = _seq_prefixes(body)
+    if isinstance(node, Group):
+        return _alt_prefixes(node.body)
+    if isinstance(node, Alt):
+        return _alt_prefixes(node)
+    if isinstance(node, Repeat):
+        sub = _item_prefixes(node.body)
         if sub is None:  # unreadable: skipped, a match may go on; present, nothing is known of how it starts
-            return [("", True), ("", False)] if low == 0 else None
-        if high == 1:  # x? : either nothing, or one x and then the rest of the sequence
-            return [("", True), *sub] if low == 0 else sub
+            return [("", True), ("", False)] if node.low == 0 else None
+        if node.high == 1:  # x? : either nothing, or one x and then the rest of the sequence
+            return [("", True), *sub] if node.low == 0 else sub
         closed = [(s, False) for s, _ in sub]  # x*, x+ : what follows the first copy is not known
-        return [("", True), *closed] if low == 0 else closed
+        return [("", True), *closed] if node.low == 0 else closed
     return None
 
 
-def _seq_prefixes(seq: Any) -> Optional[_Prefixes]:
+def _alt_prefixes(alt: Alt) -> Optional[_Prefixes]:
+    if len(alt.seqs) == 1:
+        return _seq_prefixes(alt.seqs[0])
+    out: _Prefixes = []
+    for seq in alt.seqs:
+        sub = _seq_prefixes(seq)
+        if sub is None:
+            return None
+        out.extend(sub)
+    return out
+
+
+def _seq_prefixes(seq: list[Node]) -> Optional[_Prefixes]:
     acc: _Prefixes = [("", True)]
-    for op, av in seq.data if hasattr(seq, "data") else seq:
+    for node in seq:
         if not any(open_ for _, open_ in acc):
             break
-        item = _item_prefixes(op, av)
+        item = _item_prefixes(node)
         new: _Prefixes = []
         for s, open_ in acc:
             if not open_ or item is None:
@@ -261,9 +279,9 @@ def start_literals(pattern: str) -> Optional[StartLiterals]:
     begins with, read from the pattern's parse tree; None when no useful bound is known."""
     try:
         tree = _parsed(pattern)
-    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
+    except (Unsupported, RecursionError):
         return None
-    found = _seq_prefixes(tree)
+    found = _alt_prefixes(tree)
     if found is None:
         return None
     words: set[tuple[str, bool]] = set()
@@ -297,40 +315,60 @@ def start_literals(pattern: str) -> Optional[StartLiterals]:
     return StartLiterals(tuple(sorted(kept_words)), digit_word, tuple(sorted(kept_anywhere)))
 
 
+def _width(node: Node) -> int:
+    if isinstance(node, (Lit, Class, Any_)):
+        return 1
+    if isinstance(node, (At, Look)):
+        return 0
+    if isinstance(node, Group):
+        return _width(node.body)
+    if isinstance(node, Alt):
+        return min(sum(_width(n) for n in seq) for seq in node.seqs)
+    if isinstance(node, Repeat):
+        return node.low * _width(node.body)
+    raise Unsupported(type(node).__name__)
+
+
 @lru_cache(maxsize=None)
 def _min_width(pattern: str) -> int:
     """The fewest characters a match can have (0: the pattern can match the empty string)."""
     try:
-        return int(_parsed(pattern).getwidth()[0])
-    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
+        return _width(_parsed(pattern))
+    except (Unsupported, RecursionError):
         return 0
 
 
 @lru_cache(maxsize=None)
 def line_start_anchored(pattern: str) -> bool:
-    """True when every match must begin at the start of a line: the pattern opens with (?<![^\n])."""
+    """True when every match must begin at the start of a line: every branch opens with (?<![^\n])."""
     try:
         tree = _parsed(pattern)
-    except (re.error, AttributeError, TypeError, ValueError):
+    except (Unsupported, RecursionError):
         return False
-    data = list(tree.data)
-    if not data or data[0][0] is not _c.ASSERT_NOT:
+    seq = _only(tree)
+    if not seq or not isinstance(seq[0], Look) or not (seq[0].behind and seq[0].negative):
         return False
-    direction, body = data[0][1]
-    inner = list(body.data)
-    return direction == -1 and len(inner) == 1 and inner[0][0] is _c.NOT_LITERAL and inner[0][1] == ord("\n")
+    inner = _only(seq[0].body)
+    return (inner is not None and len(inner) == 1 and isinstance(inner[0], Class) and inner[0].negated
+            and inner[0].items == [("ch", "\n")])
+
+
+# Characters that re.IGNORECASE equates with a letter other than their own lower case (the long s with "s", the
+# micro sign with mu, the Kelvin-like Cyrillic forms): CPython's table of extra case pairs (Lib/re/_casefix.py,
+# generated from Unicode; the same in Python 3.11-3.13), written out here as data.
+_EXTRA_CASES = (
+    (0x69, 0x131), (0x73, 0x17F), (0xB5, 0x3BC), (0x345, 0x3B9, 0x1FBE), (0x390, 0x1FD3), (0x3B0, 0x1FE3),
+    (0x3B2, 0x3D0), (0x3B5, 0x3F5), (0x3B8, 0x3D1), (0x3BA, 0x3F0), (0x3C0, 0x3D6), (0x3C1, 0x3F1),
+    (0x3C2, 0x3C3), (0x3C6, 0x3D5), (0x432, 0x1C80), (0x434, 0x1C81), (0x43E, 0x1C82), (0x441, 0x1C83),
+    (0x442, 0x1C84, 0x1C85), (0x44A, 0x1C86), (0x463, 0x1C87), (0x1C88, 0xA64B), (0x1E61, 0x1E9B),
+    (0xFB05, 0xFB06),
+)
 
 
 def _fold_extras() -> frozenset[str]:
-    """Non-ASCII characters that re.IGNORECASE matches to a letter other than their own lower case (the long s
-    matches "s"): in a text containing one, lower-case prefixes could miss a match, so the scanner scans in full."""
-    try:
-        from re import _casefix  # type: ignore[attr-defined]
-
-        extra = {chr(k) for k in _casefix._EXTRA_CASES}
-        extra |= {chr(v) for vs in _casefix._EXTRA_CASES.values() for v in vs}
-    except (ImportError, AttributeError):  # pragma: no cover - other Pythons
-        extra = set("ıſµμςσθϑκϰιͅβϐεϵφϕπϖρϱ")
+    """Non-ASCII characters that re.IGNORECASE matches to a letter other than their own lower case: in a text
+    containing one, lower-case prefixes could miss a match, so the scanner scans in full."""
+    extra = {chr(code) for group in _EXTRA_CASES for code in group}
     extra |= {ch.upper() for ch in list(extra) if len(ch.upper()) == 1}
     return frozenset(ch for ch in extra if not ch.isascii())
 
@@ -338,44 +376,35 @@ def _fold_extras() -> frozenset[str]:
 _FOLD_EXTRAS = _fold_extras()
 
 
+def _chars(node: Node, found: set[str]) -> bool:
+    """Adds every character a pattern's literals and classes name; False when a range is too wide to list."""
+    if isinstance(node, Lit):
+        found.add(node.ch)
+    elif isinstance(node, Class):
+        for item in node.items:
+            if item[0] == "ch":
+                found.add(item[1])
+            elif item[0] == "range":
+                if item[2] - item[1] > 0x3000:
+                    return False
+                found.update(chr(c) for c in range(item[1], item[2] + 1))
+    elif isinstance(node, Alt):
+        return all(_chars(n, found) for seq in node.seqs for n in seq)
+    elif isinstance(node, (Group, Look)):
+        return _chars(node.body, found)
+    elif isinstance(node, Repeat):
+        return _chars(node.body, found)
+    return True
+
+
 def _matchable_chars(pattern: str) -> Optional[set[str]]:
     """Every character a pattern's literals and ranges name (not \\w-like categories: those do not depend on case);
     None when a range is too wide to list."""
     try:
-        tree = _parsed(pattern)
-    except (re.error, AttributeError, TypeError, ValueError, RecursionError):
+        found: set[str] = set()
+        return found if _chars(_parsed(pattern), found) else None
+    except (Unsupported, RecursionError):
         return None
-    found: set[str] = set()
-
-    def walk(items: Any) -> bool:
-        for op, av in items.data if hasattr(items, "data") else items:
-            if op in (_c.LITERAL, _c.NOT_LITERAL):
-                found.add(chr(av))
-            elif op is _c.RANGE:
-                if av[1] - av[0] > 0x3000:
-                    return False
-                found.update(chr(c) for c in range(av[0], av[1] + 1))
-            elif op is _c.IN:
-                if not walk(av):
-                    return False
-            elif op is _c.SUBPATTERN:
-                if not walk(av[3]):
-                    return False
-            elif op is _c.BRANCH:
-                if not all(walk(alt) for alt in av[1]):
-                    return False
-            elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or op is getattr(_c, "POSSESSIVE_REPEAT", None):
-                if not walk(av[2]):
-                    return False
-            elif op in (_c.ASSERT, _c.ASSERT_NOT):
-                if not walk(av[1]):
-                    return False
-            elif op is getattr(_c, "ATOMIC_GROUP", None):
-                if not walk(av):
-                    return False
-        return True
-
-    return found if walk(tree) else None
 
 
 def _fold_risks(patterns: list[re.Pattern[str]]) -> frozenset[str]:

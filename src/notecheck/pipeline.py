@@ -64,8 +64,10 @@ def defer_quickumls() -> None:
         spec = importlib.util.find_spec("quickumls")
         if spec is None or spec.loader is None:
             return
-        package = importlib.util.module_from_spec(spec)
-        package.__class__ = _DeferredPackage
+        package = _DeferredPackage(spec.name)  # what module_from_spec would set up, on our module type
+        package.__spec__, package.__loader__, package.__file__ = spec, spec.loader, spec.origin
+        package.__package__ = spec.name
+        package.__path__ = list(spec.submodule_search_locations or [])
         sys.modules["quickumls"] = package
         sub_spec = importlib.util.find_spec("quickumls.spacy_component")
         if sub_spec is None or sub_spec.loader is None:
@@ -274,11 +276,12 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
     # here is linear in the note's length, so the byte limit of the reader or the service is the only limit.
     nlp.max_length = MAX_CHARS
     nlp.add_pipe("notecheck_sentences")
-    matcher: RuleMatcher = nlp.add_pipe("notecheck_matcher", config={
+    matcher = nlp.add_pipe("notecheck_matcher", config={
         "span_group_name": SPAN_GROUP,
         "span_extensions": span_extensions,
         "context_attributes": {category: {flag: True} for category, flag in CONTEXT_FLAGS.items()},
     })
+    assert isinstance(matcher, RuleMatcher)
     matcher.add([SectionRule(**r.model_dump(exclude_none=True)) for r in book.sections.section_rules])
     matcher.add([
         TargetRule(literal=r.literal, category=r.category, pattern=r.pattern, attributes=r.attributes,
