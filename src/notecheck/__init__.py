@@ -8,6 +8,7 @@ from notecheck.checker import Checker
 from notecheck.models import CheckResult, Evidence, Findings
 from notecheck.reading import ReadError, read_note
 from notecheck.rulebook import RulebookError, load_rulebook
+from notecheck.version import __version__
 
-__all__ = ["Checker", "CheckResult", "Evidence", "Findings", "ReadError", "RulebookError", "load_rulebook", "read_note"]
-__version__ = "0.1.0"
+__all__ = ["Checker", "CheckResult", "Evidence", "Findings", "ReadError", "RulebookError", "load_rulebook", "read_note",
+           "__version__"]

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
-from notecheck.reading import DEFAULT_MAX_BYTES, ReadError, display_path, read_note
+from notecheck.reading import DEFAULT_MAX_BYTES, display_path
 from notecheck.reporting import plural
+from notecheck.worker import check_chunk, check_path, check_paths, init_worker
 
 CSV_FIELDS = ["path", "status", "claimed_code", "supported_code", "verdict", "errors", "warnings",
               "failed_requirements", "reason"]
@@ -36,65 +37,6 @@ def find_notes(root: Path, pattern: str = "*.txt") -> Iterator[Path]:
             path = Path(dirpath) / name
             if path.match(pattern):
                 yield path
-
-
-# --- checking one note (runs in worker processes) ------------------------------------------------------------------
-
-_CHECKER = None
-_SETTINGS: dict[str, Any] = {}
-
-
-def init_worker(patterns_dir: Optional[str], family: str, max_bytes: int, html_dir: Optional[str] = None) -> None:
-    """Build the pipeline once per worker process."""
-    global _CHECKER
-    from notecheck.checker import Checker
-
-    _CHECKER = Checker(patterns_dir=patterns_dir, family=family)
-    _SETTINGS.update(max_bytes=max_bytes, html_dir=html_dir)
-
-
-def _html_name(path: str) -> str:
-    """A flat, safe file name for a note's HTML report, unique per input path."""
-    import hashlib
-
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(path).stem)[:60]
-    return f"{stem}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}.html"
-
-
-def report_row(result: Any, path: str) -> dict[str, Any]:
-    """A results row: the JSON report plus the note's path and a status (passed | failed)."""
-    row = {"path": path, "status": "failed" if result.has_errors else "passed", "reason": None}
-    row.update(result.model_dump(mode="json"))
-    return row
-
-
-def check_path(path: str) -> dict[str, Any]:
-    """One row for one file: the report plus path and status, or an unreadable row. Never raises."""
-    if _CHECKER is None:
-        init_worker(None, "hip_dislocation", DEFAULT_MAX_BYTES)
-    assert _CHECKER is not None
-    shown = display_path(path)
-    try:
-        note = read_note(path, max_bytes=_SETTINGS.get("max_bytes", DEFAULT_MAX_BYTES))
-    except ReadError as exc:
-        return {"path": shown, "status": "unreadable", "reason": display_path(str(exc))}
-    try:
-        result = _CHECKER.check_text(note.text, source=shown, warnings=note.warnings)
-        row = report_row(result, shown)
-        html_dir = _SETTINGS.get("html_dir")
-        if html_dir:
-            from notecheck.html_report import render_html
-
-            target = Path(html_dir) / _html_name(shown)
-            target.write_text(render_html(result, note.text), encoding="utf-8")
-            row["html_report"] = str(target)
-        return row
-    except Exception as exc:  # noqa: BLE001 - one bad note must not stop a batch; the type only, never text
-        return {"path": shown, "status": "unreadable", "reason": f"{shown}: internal error ({type(exc).__name__})"}
-
-
-def check_paths(paths: list[str]) -> list[dict[str, Any]]:
-    return [check_path(p) for p in paths]
 
 
 # --- output -------------------------------------------------------------------------------------------------------
@@ -272,8 +214,6 @@ def run_dask(paths: list[str], init_args: tuple, scheduler: Optional[str], jobs:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise RuntimeError("the dask engine needs the optional extra: pip install 'notecheck[dask]'") from None
-    from notecheck.dask_engine import check_chunk
-
     cluster = None
     if scheduler:
         client = Client(scheduler)

@@ -96,7 +96,8 @@ class Checker:
         # Struck-out text is read as blank: the same same-length rewrite, with a space for a mark.
         self._dictation += [(re.compile(p, re.IGNORECASE), " ", None) for p in self.book.findings.struck_out]
         # Speech-recognition sound-alikes are read as the term they stand for, in the same way.
-        self._dictation += [(re.compile(s.heard, re.IGNORECASE), s.means, None) for s in self.book.findings.sound_alikes]
+        self._dictation += [(re.compile(s.heard, re.IGNORECASE), s.means, None)
+                            for s in self.book.findings.sound_alikes]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:
         """Check one note's text; `code` is the claimed CPT code (default: the one written in the note)."""

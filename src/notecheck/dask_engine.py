@@ -10,26 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Optional
 
-from notecheck import batch
-
-
-def check_chunk(paths: list[str], init_args: tuple) -> list[dict[str, Any]]:
-    """Rows for a chunk of file paths, on a Dask worker."""
-    if batch._CHECKER is None:
-        batch.init_worker(*init_args)
-    return [batch.check_path(p) for p in paths]
+from notecheck.reading import DEFAULT_MAX_BYTES
+from notecheck.worker import check_chunk, checker_for, report_row
 
 
 def check_texts(records: Iterable[dict[str, Any]], patterns_dir: Optional[str] = None) -> list[dict[str, Any]]:
     """Rows for records {"id": ..., "text": ..., "code": optional}: for notes held in a table, not in files."""
-    if batch._CHECKER is None:
-        batch.init_worker(patterns_dir, "hip_dislocation", batch.DEFAULT_MAX_BYTES)
-    checker = batch._CHECKER
-    assert checker is not None
+    checker = checker_for(patterns_dir)
     rows = []
     for rec in records:
         result = checker.check_text(rec["text"], source=str(rec["id"]), claimed_code=rec.get("code"))
-        rows.append(batch.report_row(result, str(rec["id"])))
+        rows.append(report_row(result, str(rec["id"])))
     return rows
 
 
@@ -37,7 +28,7 @@ def bag_of_files(paths: list[str], npartitions: int = 8):  # pragma: no cover - 
     """A dask.bag of result rows (as JSON lines) for FILES; write with `.to_textfiles('out/*.jsonl')`."""
     import dask.bag as db
 
-    init_args = (None, "hip_dislocation", batch.DEFAULT_MAX_BYTES, None)
+    init_args = (None, "hip_dislocation", DEFAULT_MAX_BYTES, None)
     return (db.from_sequence(paths, npartitions=npartitions)
             .map_partitions(lambda part: check_chunk(list(part), init_args))
             .map(lambda row: json.dumps(row, ensure_ascii=False)))

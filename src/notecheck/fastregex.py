@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
-from notecheck.regextree import Alt, Any_, At, Class, Group, Look, Lit, Node, Repeat, Unsupported, parse
+from notecheck.regextree import Alt, Any_, At, Class, Group, Lit, Look, Node, Repeat, Unsupported, parse
 
 
 def _lower_char(ch: str) -> str:

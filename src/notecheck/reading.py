@@ -109,8 +109,9 @@ def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Option
         if pattern.search(text) is None:
             continue
 
-        def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after) -> str:
-            if not_after is not None and not_after.search(text, max(0, m.start() - 24), m.start()) is not None:
+        def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after,
+                    source: str = text) -> str:
+            if not_after is not None and not_after.search(source, max(0, m.start() - 24), m.start()) is not None:
                 return m.group(0)
             if len(mark) > len(m.group(0)):  # the copy must keep every offset: a longer reading is not made
                 return m.group(0)

@@ -176,7 +176,7 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 def render_sarif(results: list[CheckResult], book: Rulebook) -> str:
     """SARIF 2.1.0: one run of the tool `notecheck`, its rule catalogue, one result per issue with a char region."""
-    from notecheck import __version__
+    from notecheck.version import __version__
 
     rules = sorted(book.rules.values(), key=lambda r: r.id)
     rule_index = {r.id: i for i, r in enumerate(rules)}

@@ -399,8 +399,9 @@ class FindingsPolicy(_Strict):
     dictation: list[DictationCommand] = Field(default_factory=list)
     sound_alikes: list[SoundAlike] = Field(default_factory=list)
     struck_out: list[Regex] = Field(
-        default_factory=list, description="regexes for text a transcription marks as struck out ('[crossed out: ...]'): "
-                                          "the rules read it as spaces, so nothing in it counts")
+        default_factory=list, description="regexes for text a transcription marks as struck out "
+                                          "('[crossed out: ...]'): the rules read it as spaces, so nothing in it "
+                                          "counts")
     inline_sections_end_at_line_end: list[str] = Field(
         default_factory=list, description="section categories whose header, with its words on its own line "
                                           "('FHx: mum had a clicky hip'), ends with that line")

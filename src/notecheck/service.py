@@ -186,6 +186,6 @@ def _authorised(request: Request, token: str) -> bool:
 
 
 def _version() -> str:
-    from notecheck import __version__
+    from notecheck.version import __version__
 
     return __version__
