@@ -93,7 +93,22 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                     if item is not None:
                         end = item.start()
         out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
+    for rule in bp.rules:
+        if not rule.quoted:
+            continue
+        for cue in rx("(?:" + rule.pattern + ")" + _QUOTE_OPENS, _I).finditer(text):
+            close = _QUOTE_CLOSES.search(text, cue.end(), cue.end() + _QUOTE_REACH)
+            if close is not None:
+                out.append((cue.start(), close.end(), rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
+    out.sort(key=lambda b: b[0])
     return out
+
+
+# A copy cue and what it quotes ('carried forward from 11/25/2024 visit: "..."'): the cue's words, a short tail to a
+# colon, and the opening quotation mark; the quotation runs to its closing mark within the paragraph.
+_QUOTE_OPENS = r"""[^\n"“]{0,40}?[:,]?[ \t]*["“]"""
+_QUOTE_CLOSES = re.compile(r"""["”]|\n[ \t]*\n""")
+_QUOTE_REACH = 3000
 
 
 _ALIGN = re.compile(r"[ \t]*[:?=]?[ \t]*")

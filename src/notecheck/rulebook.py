@@ -182,6 +182,8 @@ class BlockRule(_Strict):
     episode: Literal["prior", "planned", "elsewhere", "generic", "spoken", "negated"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
+    quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
+                         "carried forward from the 11/25 visit: \"...\"') puts the quotation in the episode")
     description: str = ""
 
     @field_validator("pattern", "until")
