@@ -94,12 +94,19 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                         end = item.start()
         out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
     for rule in bp.rules:
-        if not rule.quoted:
-            continue
-        for cue in rx("(?:" + rule.pattern + ")" + _QUOTE_OPENS, _I).finditer(text):
-            close = _QUOTE_CLOSES.search(text, cue.end(), cue.end() + _QUOTE_REACH)
-            if close is not None:
-                out.append((cue.start(), close.end(), rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
+        if rule.quoted:
+            for cue in rx("(?:" + rule.pattern + ")" + _QUOTE_OPENS, _I).finditer(text):
+                close = _QUOTE_CLOSES.search(text, cue.end(), cue.end() + _QUOTE_REACH)
+                if close is not None:
+                    out.append((cue.start(), close.end(), rule.episode, rule.id, cue.group(0).strip()[:60],
+                                cue.start()))
+        if rule.inline_sentence:
+            for cue in rx(rule.pattern, _I).finditer(text):
+                if not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
+                    continue  # at a line start: the line-start reading above has it
+                stop = _SENTENCE_STOP.search(text, cue.end())
+                end = stop.start() if stop is not None else len(text)
+                out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     out.sort(key=lambda b: b[0])
     return out
 
@@ -109,6 +116,8 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
 _QUOTE_OPENS = r"""[^\n"“]{0,40}?[:,]?[ \t]*["“]"""
 _QUOTE_CLOSES = re.compile(r"""["”]|\n[ \t]*\n""")
 _QUOTE_REACH = 3000
+# Where a mid-line labelled block ends: a full stop before a capital, or the end of the line.
+_SENTENCE_STOP = re.compile(r"\.(?=\s+[A-Z])|\n")
 
 
 _ALIGN = re.compile(r"[ \t]*[:?=]?[ \t]*")

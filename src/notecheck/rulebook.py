@@ -184,6 +184,9 @@ class BlockRule(_Strict):
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
                          "carried forward from the 11/25 visit: \"...\"') puts the quotation in the episode")
+    inline_sentence: bool = Field(default=False, description="also mid-line: the block runs from the cue to the end "
+                                  "of its sentence ('... R hip normal. Plan from clinic (Dr F): traction, then closed "
+                                  "reduction under GA.'), whatever cues inside it would end a ConText scope")
     description: str = ""
 
     @field_validator("pattern", "until")
