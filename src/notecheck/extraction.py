@@ -125,8 +125,8 @@ _Target = tuple[int, int, str, int, int, int, Any]  # start_char, end_char, labe
 
 
 def _targets(doc: Doc, prepared: Any) -> list[_Target]:
-    """Every target span with its rule: what our target matcher recorded on this run (a Doc run through the pipeline
-    again keeps the earlier run's spans in its group too), else the Spans of medspaCy's own matcher."""
+    """Every target span with its rule: what notecheck_matcher recorded on this run, else (a pipeline built with
+    medspaCy's own TargetMatcher) the Spans of the group with their span._.target_rule."""
     if prepared.targets is not None:
         starts, lengths = prepared.token_rows(doc)
         strings, names = doc.vocab.strings, {}

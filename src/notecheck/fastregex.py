@@ -579,14 +579,13 @@ def line_starts(text: str) -> list[int]:
 class MatchingText:
     """A Doc's text prepared once for every matcher: spaCy joins every token each time doc.text is read."""
 
-    __slots__ = ("text", "low", "_words", "_tokens", "scans", "targets")
+    __slots__ = ("text", "low", "_words", "_tokens", "targets")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.low = text.lower()
         self._words: Optional[list[tuple[int, str]]] = None
         self._tokens: Optional[tuple[int, list[int], list[int], dict[int, int], dict[int, int]]] = None
-        self.scans: dict[int, Any] = {}  # results of scans shared by several matchers, by scan group
         self.targets: Optional[list[tuple[int, int, int, Any]]] = None  # (start, end, label, TargetRule) per target
 
     @property
