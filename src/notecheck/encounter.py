@@ -231,6 +231,15 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
                 m.modifiers.append(("CORRECTED", f"(corrected @{found.start()}: {cue})", found.start()))
 
 
+def _gap(found: Any, start: int, end: int) -> int:
+    return max(found.start() - end, start - found.end(), 0)
+
+
+def _nearest(pattern: Any, text: str, lo: int, hi: int, start: int, end: int) -> Any:
+    """The match of the pattern within [lo, hi) nearest to the mention at [start, end)."""
+    return min(pattern.finditer(text, lo, hi), key=lambda f: _gap(f, start, end), default=None)
+
+
 def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
     """An open reduction or a splint whose own clause names another bone ('tibial plateau fx, ORIF') and not the
     hip treats that bone."""
@@ -244,8 +253,12 @@ def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
         stop = CLAUSE_BREAK.search(text, m.end, hi)
         if stop is not None:
             hi = stop.start()
-        found = site.search(text, lo, hi)
-        if found is not None and hip.search(text, lo, hi) is None:
+        found = _nearest(site, text, lo, hi, m.start, m.end)
+        if found is None:
+            continue
+        near_hip = _nearest(hip, text, lo, hi, m.start, m.end)
+        # 'Radius ORIF held until hip sorted': the bone named next to the act is the one it treats.
+        if near_hip is None or _gap(found, m.start, m.end) < _gap(near_hip, m.start, m.end):
             m.counted = False
             m.modifiers.append(("OTHER_SITE", f"({found.group(0)})", found.start()))
 
