@@ -373,7 +373,8 @@ def _ranked(field_name: str, ms: list[Mention], fp: FieldPolicy, resolutions: li
     counted = [m for m in ms if m.counted and m.value is not None]
     present = {str(m.value) for m in counted if m.meta.get("decisive")}
     counted = [m for m in counted if not present.intersection(m.meta.get("yields_to") or ())] or counted
-    direct = [m for m in counted if not m.meta.get("from_code") and m.section not in fp.fallback_sections]
+    direct = [m for m in counted if not m.meta.get("from_code") and not m.meta.get("fallback")
+              and m.section not in fp.fallback_sections]
     pool = direct or counted
     pool = _first_tier(pool, prefer)
     values = [str(m.value) for m in pool if str(m.value) in rank]

@@ -59,6 +59,8 @@ class TargetMetadata(_Strict):
         description="values of the same field that outrank this mention when a decisive mention states them ('cerebral "
                     "palsy' is the patient's condition; 'traumatic fracture-dislocation' says how this hip dislocated)")
     decisive: bool = Field(default=False, description="states the value of this hip outright (see yields_to)")
+    fallback: bool = Field(default=False, description="a hint, not a statement: counts only when no other mention "
+                                                      "names the field (an infant's age suggests a developmental hip)")
 
 
 class _PatternRule(_Strict):
