@@ -401,7 +401,7 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     last: dict[tuple[str, str], int] = {}
     none_done = -1
     for m in mentions:
-        if m.counted and m.section not in tv.title_sections and any(
+        if m.counted and any(
                 m.field == fv.field and (fv.value is None or str(m.value).lower() == fv.value) for fv in tv.none_done):
             none_done = max(none_done, m.start)
         if (m.field in tv.fields and m.value is not None and m.section not in tv.title_sections
@@ -413,16 +413,18 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     if not last and none_done < 0:
         return
     first_line = text.find("\n", len(text) - len(text.lstrip())) if tv.first_line_is_title else -1
+    title_line = rx(tv.title_line, _I) if tv.title_line else None
     for m in mentions:
         if not m.counted:
             continue
-        titled = m.section in tv.title_sections or (m.section is None and m.end <= first_line)
+        titled = m.section in tv.title_sections or (m.section is None and m.end <= first_line) or (
+            title_line is not None and title_line.match(text, text.rfind("\n", 0, m.start) + 1, m.start) is not None)
         if not titled:
             continue
         if m.start < last.get((m.field, str(m.value)), -1):
             m.counted = False
             m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body negates it)", m.start))
-        elif m.field in tv.none_vetoes and m.start < none_done:
+        elif m.field in tv.none_vetoes and m.start < none_done and m.value not in (False, "false"):
             m.counted = False
             m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body says it was not done)", none_done))
 

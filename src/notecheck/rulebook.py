@@ -341,6 +341,9 @@ class TitleVetoPolicy(_Strict):
                                                                 "booked or billed (procedure lines, diagnoses)")
     first_line_is_title: bool = Field(default=False, description="the note's first line, before any section "
                                                                  "header, is a title too")
+    title_line: Optional[Regex] = Field(default=None, description="regex matched at a line start: a labelled title "
+                                        "line wherever it sits ('Op title (theatre system): ...', 'Title of "
+                                        "operation: ...')")
     none_done: list[FieldValue] = Field(default_factory=list, description="counted mentions that say no such act "
                                         "was done in this encounter ('hip found reduced on arrival', 'no reduction "
                                         "manoeuvre'): one after the title vetoes every title mention of none_vetoes")
