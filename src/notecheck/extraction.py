@@ -643,6 +643,15 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         icd10_codes=icd,
         events=events,
     )
+    for rule in policy.no_event:
+        if all(c.holds(getattr(findings, c.finding)) for c in rule.when):
+            changed = {k: v for k, v in rule.reset.items() if getattr(findings, k) != v}
+            for name, value in changed.items():
+                resolutions.append(Resolution(field=name, value=str(value).lower(),
+                                              candidates=sorted({str(getattr(findings, name)).lower(),
+                                                                 str(value).lower()}), reason=rule.reason))
+            findings = findings.model_copy(update=changed)
+            break
     return findings, evidence, resolutions
 
 

@@ -427,6 +427,9 @@ class FindingsPolicy(_Strict):
     treated_side_reach: int = Field(
         default=60, ge=1, description="characters between a side and its act, within one clause")
     device_only: Optional[DeviceOnlyPolicy] = None
+    no_event: list[NoEventRule] = Field(
+        default_factory=list, description="encounters with no reduction of their own (a revision, a hip that stayed "
+                                          "reduced): the reduction's properties are then not documented")
     treated_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> act fields: when the note documents one of these acts today, a "
                                           "mention of the field discounted only as past still stands (the hip being "
@@ -550,6 +553,14 @@ class CodeSpec(_Strict):
     requirements: list[Requirement]
     notes: list[str]
     siblings: str
+
+
+class NoEventRule(_Strict):
+    """When the findings say no reduction happened in this encounter, what the reduction's fields become."""
+
+    when: list[Condition] = Field(min_length=1)
+    reset: dict[str, Scalar] = Field(min_length=1)
+    reason: str
 
 
 class OutsideRule(_Strict):
