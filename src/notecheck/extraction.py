@@ -651,7 +651,6 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                                               candidates=sorted({str(getattr(findings, name)).lower(),
                                                                  str(value).lower()}), reason=rule.reason))
             findings = findings.model_copy(update=changed)
-            break
     return findings, evidence, resolutions
 
 
