@@ -113,6 +113,12 @@ def test_requirement_on_unknown_finding(patterns):
         load_rulebook(patterns)
 
 
+def test_no_event_rule_on_unknown_finding(patterns):
+    _edit(patterns / "findings.json", lambda d: d["no_event"][0]["reset"].update(anaesthesia="unknown"))
+    with pytest.raises(RulebookError, match=r"findings\.json: no_event\.0: unknown finding 'anaesthesia'"):
+        load_rulebook(patterns)
+
+
 def test_a_reading_never_changes_the_copys_length():
     """Dictation marks and sound-alikes are read in a same-length copy: a reading longer than the words it replaces
     is not made, and a shorter one is padded with spaces, so every offset still points into the note as given."""

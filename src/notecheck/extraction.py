@@ -643,15 +643,21 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         icd10_codes=icd,
         events=events,
     )
+    # An encounter with no reduction of its own (it ended in a revision; the hip was already reduced) documents no
+    # reduction's approach, anaesthesia or imaging: the policy's resets apply, each with its reason.
     for rule in policy.no_event:
         if all(c.holds(getattr(findings, c.finding)) for c in rule.when):
             changed = {k: v for k, v in rule.reset.items() if getattr(findings, k) != v}
             for name, value in changed.items():
-                resolutions.append(Resolution(field=name, value=str(value).lower(),
-                                              candidates=sorted({str(getattr(findings, name)).lower(),
-                                                                 str(value).lower()}), reason=rule.reason))
+                resolutions.append(Resolution(field=name, value=_shown(value),
+                                              candidates=sorted({_shown(getattr(findings, name)), _shown(value)}),
+                                              reason=rule.reason))
             findings = findings.model_copy(update=changed)
     return findings, evidence, resolutions
+
+
+def _shown(value: Any) -> str:
+    return "unstated" if value is None else str(value).lower()
 
 
 class FindingsComponent:

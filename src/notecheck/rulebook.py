@@ -688,6 +688,11 @@ def _cross_check(book: Rulebook) -> None:
     for field_name in book.findings.referenced_fields():
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
+    for i, ne in enumerate(book.findings.no_event):
+        for ref in [*(c.finding for c in ne.when), *ne.reset]:
+            if ref not in findings:
+                raise RulebookError(f"findings.json: no_event.{i}: unknown finding '{ref}' "
+                                    f"(known: {', '.join(sorted(findings))})")
     for name, fam in book.families.items():
         where = f"families/{name}.json"
         for ref in fam.decisive_findings:
