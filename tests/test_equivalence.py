@@ -93,7 +93,6 @@ def test_same_sections_targets_and_context_as_medspacy(checker, reference):
         # pattern matched exactly those words.
         for start, end, label, rule in matching_text(ours).targets:
             assert ours.vocab.strings[label] == rule.category
-            span = ours[start:end]
             found = [m.span() for m in re.finditer(rule.pattern, ours.text, re.IGNORECASE)]
             # exactly those words, or (a match off token boundaries) from the token holding its start to the last
             # token that starts inside it
