@@ -133,3 +133,55 @@ def test_a_reading_never_changes_the_copys_length():
     read = apply_dictation(text, rules)
     assert read == "psoas tenotomy; hip spica cast  ; K-L approach"
     assert len(read) == len(text)
+
+
+def test_an_anchor_needs_a_mid_line_search(patterns):
+    def change(d):
+        rule = next(r for r in d["blocks"]["rules"] if not r.get("quoted") and not r.get("inline_sentence"))
+        rule["inline_anchor"] = "plan"
+    _edit(patterns / "findings.json", change)
+    with pytest.raises(RulebookError, match="inline_anchor only narrows"):
+        load_rulebook(patterns)
+
+
+def _notes():
+    from conftest import ROOT
+    return sorted([*ROOT.glob("corpus/*.txt"), *ROOT.glob("holdout*/*.txt"), *ROOT.glob("writers/w1[0-3]*/*.txt")])
+
+
+def test_an_anchored_mid_line_search_finds_what_a_full_scan_finds():
+    """inline_anchor is a speed device only: on every note, the cues found near the anchors are the cues a scan of
+    the whole note finds."""
+    import re
+
+    from notecheck.encounter import _QUOTE_OPENS, _inline_cues
+
+    anchored = [r for r in load_rulebook().findings.blocks.rules if r.inline_anchor]
+    assert anchored
+    searches = [(p, r.inline_anchor) for r in anchored
+                for p in ([r.pattern] if r.inline_sentence else []) + (["(?:" + r.pattern + ")" + _QUOTE_OPENS]
+                                                                       if r.quoted else [])]
+    found = 0
+    for path in _notes():
+        text = path.read_text(encoding="utf-8")
+        for pattern, anchor in searches:
+            full = [m.span() for m in re.finditer(pattern, text, re.I)]
+            assert [m.span() for m in _inline_cues(text, pattern, anchor)] == full, path.name
+            found += len(full)
+    assert found > 50
+
+
+def test_dictation_probes_change_nothing():
+    """The lower-cased probes only skip commands that cannot apply: the reading is the same with and without them."""
+    from notecheck import Checker
+    from notecheck.reading import apply_dictation, normalize_for_matching
+
+    checker = Checker()
+    texts = [normalize_for_matching(p.read_text(encoding="utf-8")) for p in _notes()]
+    texts.append("Hip reduced period new paragraph Pav lick harness, so as tenotomy to years ago comma stable")
+    changed = 0
+    for text in texts:
+        plain = apply_dictation(text, checker._dictation)
+        assert apply_dictation(text, checker._dictation, checker._dictation_probes) == plain
+        changed += plain != text
+    assert changed >= 2

@@ -15,7 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from notecheck.extraction import ORIGINAL_TEXT_KEY
-from notecheck.fastregex import remember_text
+from notecheck.fastregex import lowered, remember_text
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline, clear_caches
 from notecheck.reading import Note, apply_dictation, normalize_for_matching, read_note, unusual_characters
@@ -98,6 +98,7 @@ class Checker:
         # Speech-recognition sound-alikes are read as the term they stand for, in the same way.
         self._dictation += [(re.compile(s.heard, re.IGNORECASE), s.means, None)
                             for s in self.book.findings.sound_alikes]
+        self._dictation_probes = [lowered(pattern.pattern) for pattern, _, _ in self._dictation]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:
         """Check one note's text; `code` is the claimed CPT code (default: the one written in the note)."""
@@ -153,7 +154,7 @@ class Checker:
         if bad is not None:
             raise ValueError(f"note text has an unpaired surrogate code point at offset {bad}; "
                              "decode the note with errors='replace' before checking it")
-        normalized = apply_dictation(normalize_for_matching(text), self._dictation)
+        normalized = apply_dictation(normalize_for_matching(text), self._dictation, self._dictation_probes)
         doc = self.nlp.make_doc(normalized)
         doc.user_data[ORIGINAL_TEXT_KEY] = text
         remember_text(doc, normalized)

@@ -95,13 +95,13 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
         out.append((start, end, rule.episode, rule.id, text[start:line_end].strip()[:60], start))
     for rule in bp.rules:
         if rule.quoted:
-            for cue in rx("(?:" + rule.pattern + ")" + _QUOTE_OPENS, _I).finditer(text):
+            for cue in _inline_cues(text, "(?:" + rule.pattern + ")" + _QUOTE_OPENS, rule.inline_anchor):
                 close = _QUOTE_CLOSES.search(text, cue.end(), cue.end() + _QUOTE_REACH)
                 if close is not None:
                     out.append((cue.start(), close.end(), rule.episode, rule.id, cue.group(0).strip()[:60],
                                 cue.start()))
         if rule.inline_sentence:
-            for cue in rx(rule.pattern, _I).finditer(text):
+            for cue in _inline_cues(text, rule.pattern, rule.inline_anchor):
                 if not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
                     continue  # at a line start: the line-start reading above has it
                 stop = _SENTENCE_STOP.search(text, cue.end())
@@ -109,6 +109,34 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     out.sort(key=lambda b: b[0])
     return out
+
+
+# How far before and after an anchor word a mid-line cue may begin and end.
+_ANCHOR_BACK, _ANCHOR_AHEAD = 100, 240
+
+
+def _inline_cues(text: str, cue_pattern: str, anchor_pattern: Optional[str]) -> list[re.Match[str]]:
+    """A block rule's cues anywhere in the note. With an anchor, only the stretches around the anchor's matches are
+    searched (a cue always contains its anchor), which keeps a pattern that may begin at any word cheap."""
+    pattern = rx(cue_pattern, _I)
+    if anchor_pattern is None:
+        return list(pattern.finditer(text))
+    cues: list[re.Match[str]] = []
+    done = 0  # cues found so far end here; the next must begin at or after it
+    for anchor in rx(anchor_pattern, _I).finditer(text):
+        if anchor.end() <= done:
+            continue
+        begin = max(done, anchor.start() - _ANCHOR_BACK)
+        while begin > done and (text[begin - 1].isalnum() or text[begin - 1] in "_'"):
+            begin -= 1  # never start mid-word
+        for cue in pattern.finditer(text, begin, min(len(text), anchor.end() + _ANCHOR_AHEAD)):
+            if cue.start() > anchor.start():
+                break
+            if cue.end() >= anchor.end():
+                cues.append(cue)
+                done = cue.end()
+                break
+    return cues
 
 
 # A copy cue and what it quotes ('carried forward from 11/25/2024 visit: "..."'): the cue's words, a short tail to a

@@ -101,12 +101,16 @@ def normalize_for_matching(text: str) -> str:
     return text.translate(_NORMALIZE)
 
 
-def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]]) -> str:
+def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]],
+                    probes: Optional[list[Optional[re.Pattern[str]]]] = None) -> str:
     """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names (a sound-alike as its term),
     padded with spaces so the copy keeps the note's length and every offset; `not_after` (matched on the words before)
-    keeps a word a word."""
-    for pattern, mark, not_after in commands:
-        if pattern.search(text) is None:
+    keeps a word a word. `probes`: each command's pattern for lower-cased text (fastregex.lowered), a cheaper test of
+    whether it applies at all on an ASCII note (most notes need no command)."""
+    low = text.lower() if probes is not None and text.isascii() else None
+    for i, (pattern, mark, not_after) in enumerate(commands):
+        probe = probes[i] if probes is not None and low is not None else None
+        if (probe.search(low) if probe is not None and low is not None else pattern.search(text)) is None:
             continue
 
         def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after,
@@ -117,7 +121,10 @@ def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Option
                 return m.group(0)
             return (mark + " " * len(m.group(0)))[: len(m.group(0))]
 
-        text = pattern.sub(replace, text)
+        changed = pattern.sub(replace, text)
+        if low is not None and changed != text:
+            low = changed.lower()
+        text = changed
     return text
 
 

@@ -189,12 +189,23 @@ class BlockRule(_Strict):
     inline_sentence: bool = Field(default=False, description="also mid-line: the block runs from the cue to the end "
                                   "of its sentence ('... R hip normal. Plan from clinic (Dr F): traction, then closed "
                                   "reduction under GA.'), whatever cues inside it would end a ConText scope")
+    inline_anchor: Optional[str] = Field(default=None, description="regex for a word every cue of `pattern` contains "
+                                         "('option|risk|consent|plan'): the mid-line searches (quoted, "
+                                         "inline_sentence) then run only near its matches, so a pattern that may "
+                                         "begin at any word stays cheap")
     description: str = ""
 
-    @field_validator("pattern", "until")
+    @field_validator("pattern", "until", "inline_anchor")
     @classmethod
     def _compiles(cls, v: Optional[str]) -> Optional[str]:
         return _check_regex(v)
+
+    @model_validator(mode="after")
+    def _anchor_needs_inline(self) -> "BlockRule":
+        if self.inline_anchor is not None and not (self.inline_sentence or self.quoted):
+            raise ValueError(f"block rule {self.id}: inline_anchor only narrows the mid-line searches of a quoted "
+                             "or inline_sentence rule")
+        return self
 
 
 class BlockPolicy(_Strict):
