@@ -308,8 +308,8 @@ def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
         line_end = text.find("\n", m.end)
         line = text[line_start : len(text) if line_end == -1 else line_end]
         # A title is short: a 'Procedure:' line that goes on to narrate the operation is the operation's account.
-        if not any(c.islower() for c in line) or (len(line) <= cy.max_line
-                                                  and claim_line.match(text, line_start, m.start) is not None):
+        if m.section in cy.claim_sections or not any(c.islower() for c in line) or (
+                len(line) <= cy.max_line and claim_line.match(text, line_start, m.start) is not None):
             claims.append(m)
         else:
             return  # an act described in the body: the statement speaks of something else (another hip, a phase)

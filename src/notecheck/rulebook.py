@@ -392,6 +392,8 @@ class ClaimsYieldPolicy(_Strict):
                                           "or procedure label; a line without lower-case letters is a title too")
     fields: list[str] = Field(description="fields whose positive mentions are acts (outside claim lines) or claims")
     max_line: int = Field(default=140, ge=1, description="longest claim line: a longer one narrates the act")
+    claim_sections: list[str] = Field(default_factory=list, description="sections whose every line names what was "
+                                      "billed ('Procedures / billing: CPT 27252 closed reduction'), not an act")
     reason: str
 
 
