@@ -400,6 +400,16 @@ def only_historical(m: Mention, policy: FindingsPolicy) -> bool:
                         for cat, _, _ in m.modifiers))
 
 
+def only_planned(m: Mention, policy: FindingsPolicy) -> bool:
+    """Discounted for a plan cue beside it and for nothing else (not negated, past, doubtful, another person's, in an
+    ignored section, or in an options, booking or other block)."""
+    f = m.flags
+    return (f["is_hypothetical"] and not (f["is_negated"] or f["is_historical"] or f["is_uncertain"] or f["is_family"])
+            and m.section not in policy.ignore_sections and m.value is not None
+            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
+                        for cat, _, _ in m.modifiers))
+
+
 def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:
     """'The hip remains reduced' is a state and 'trial reduction' an arthroplasty step: where a more specific field's
     counted mention covers the same words, the general mention (and what it implies) does not count."""

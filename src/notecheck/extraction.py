@@ -27,6 +27,7 @@ from notecheck.encounter import (
     form_answer,
     negation_is_close,
     only_historical,
+    only_planned,
     promote,
     reduction_events,
     rx,
@@ -511,6 +512,14 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                         keep_past.search(text) for cat, text, _ in m.modifiers if cat == "HISTORICAL")):
                     m.counted = True
                     m.modifiers.append(("HISTORICAL_FALLBACK", "(nothing current; the past state stands)", m.start))
+    for name, kept in policy.planned_state_fallback.items():
+        ms = by_field.get(name, [])
+        if ms and not any(m.counted for m in ms):
+            for m in ms:
+                if str(m.value) in kept and only_planned(m, policy):
+                    m.counted = True
+                    m.modifiers.append(("PLANNED_STATE_FALLBACK", "(a plan treats this condition; it is the "
+                                        "patient's)", m.start))
     values: dict[str, Any] = {}
     # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():

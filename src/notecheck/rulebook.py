@@ -457,6 +457,11 @@ class FindingsPolicy(_Strict):
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
+    planned_state_fallback: dict[str, list[str]] = Field(
+        default_factory=dict, description="field -> values that, when no mention of the field counts, a mention "
+                                          "discounted only for a plan cue still gives: 'planned treatment of a luxated "
+                                          "hip (DDH)' plans the treatment, not the condition; a planned prosthesis is "
+                                          "not one in place, so that value is left out")
     last_statement_wins: list[str] = Field(
         default_factory=list, description="boolean findings decided by the note's last statement of them: a title or "
                                           "booking that names a step the body later says was not done does not count")
@@ -476,7 +481,8 @@ class FindingsPolicy(_Strict):
         fu, ev, bl = self.follow_up, self.events, self.blocks
         return [*self.fields, *self.field_ignore_sections, *self.side_specific,
                 *(f for fs in (bl.keeps.values() if bl else ()) for f in fs),
-                *self.last_statement_wins, *self.historical_fallback, *self.treated_side_acts,
+                *self.last_statement_wins, *self.historical_fallback, *self.planned_state_fallback,
+                *self.treated_side_acts,
                 *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
