@@ -516,7 +516,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         ms = by_field.get(name, [])
         if ms and not any(m.counted for m in ms):
             for m in ms:
-                if str(m.value) in kept and only_planned(m, policy):
+                if str(m.value).lower() in kept and only_planned(m, policy):
                     m.counted = True
                     m.modifiers.append(("PLANNED_STATE_FALLBACK", "(a plan treats this condition; it is the "
                                         "patient's)", m.start))
