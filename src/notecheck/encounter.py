@@ -343,6 +343,11 @@ def promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: A
                 return
 
 
+# Where a sentence ends: a line break, or a full stop before a capital that does not close an initial or a title.
+_SENTENCE_BREAK = re.compile(r"\n|(?<![A-Z])(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bProf)(?<!\bSt)"
+                             r"[.!?]\s+(?=[A-Z(])")
+
+
 def reduction_events(text: str, by_field: dict[str, list[Mention]], ep: Any, rank: list[str]) -> list[ReductionEvent]:
     """Reduction attempts in narrative order: counted anchor mentions grouped while they stay close and in one
     paragraph; each takes the anaesthesia named around it and an outcome from its own words. The last attempt that
@@ -369,6 +374,12 @@ def reduction_events(text: str, by_field: dict[str, list[Mention]], ep: Any, ran
         following = BLANK_LINE.search(text, end, end + ep.after)
         para_end = following.start() if following is not None else len(text)
         lo, hi = max(start - ep.before, para_start), min(end + ep.after, para_end)
+        # A window that begins mid-sentence takes the whole sentence: 'In spinal anaesthesia (bupivacaine ...)' is
+        # one anaesthesia, not a local agent alone.
+        cut = para_start
+        for brk in _SENTENCE_BREAK.finditer(text, para_start, lo):
+            cut = brk.end()
+        lo = cut
         own = [str(m.value) for m in anesthesia[bisect.bisect_left(anesthesia_starts, lo):
                                                 bisect.bisect_left(anesthesia_starts, hi)]]
         words = text[start : min(end + ep.after, para_end)]
