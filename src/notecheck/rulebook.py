@@ -439,6 +439,9 @@ class FindingsPolicy(_Strict):
         default_factory=list, description="fields whose mentions mark the treated side")
     treated_side_reach: int = Field(
         default=60, ge=1, description="characters between a side and its act, within one clause")
+    normal_side: Optional[Regex] = Field(
+        default=None, description="regex matched right after a side: that side is examined and normal ('R hip NAD', "
+                                  "'L hip: normal'), so it names the other hip, not the affected one")
     device_only: Optional[DeviceOnlyPolicy] = None
     no_event: list[NoEventRule] = Field(
         default_factory=list, description="encounters with no reduction of their own (a revision, a hip that stayed "
