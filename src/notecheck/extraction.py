@@ -583,6 +583,12 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             values["anesthesia"] = deciding.anesthesia
     for promo in policy.promotions:
         promote(values, by_field, promo, read, resolutions)
+    for c in policy.consequences:
+        if values.get(c.field) is None and all(values.get(k) == v for k, v in c.when.items()) \
+                and any(m.counted and m.value not in (None, False, "false") for m in by_field.get(c.needs, [])) \
+                and not any(m.counted for f in c.unless for m in by_field.get(f, [])):
+            values[c.field] = c.value
+            resolutions.append(Resolution(field=c.field, value=c.value, candidates=[c.value], reason=c.reason))
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
     for name in policy.last_statement_wins:
         # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.

@@ -253,6 +253,19 @@ class Promotion(_Strict):
     reason: str
 
 
+class Consequence(_Strict):
+    """A finding left unstated that the resolved findings settle: an open reduction of a dislocated hip is a reduction
+    the surgeon did, so the manoeuvre is documented even where no manoeuvre word is written."""
+
+    when: dict[str, str] = Field(description="resolved field -> value that must all hold")
+    field: str
+    value: str
+    needs: str = Field(description="boolean finding that must have a counted mention (the act itself)")
+    unless: list[str] = Field(default_factory=list, description="findings whose counted mention stops it ('the hip "
+                                                              "remained reduced throughout')")
+    reason: str
+
+
 class FollowUpPolicy(_Strict):
     """A note whose heading says it is a follow-up visit documents an earlier treatment: its reduction, anaesthesia,
     device and imaging mentions are that treatment's, unless their line says the act happened at this visit."""
@@ -409,6 +422,7 @@ class FindingsPolicy(_Strict):
                                           "more specific ('remains reduced' is a state, 'trial reduction' an "
                                           "arthroplasty step): the overlapped mention does not count")
     promotions: list[Promotion] = Field(default_factory=list)
+    consequences: list[Consequence] = Field(default_factory=list)
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
@@ -489,6 +503,7 @@ class FindingsPolicy(_Strict):
                 *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
+                *(f for c in self.consequences for f in (*c.when, c.field, c.needs, *c.unless)),
                 *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
