@@ -8,6 +8,7 @@ functions read mentions and write their flags, never a Doc, so extraction stays 
 from __future__ import annotations
 
 import bisect
+import datetime
 import functools
 import re
 from typing import Any, Optional
@@ -392,6 +393,82 @@ def reduction_events(text: str, by_field: dict[str, list[Mention]], ep: Any, ran
         done = [e for e in events if e.outcome == "succeeded"]
         (done[-1] if done else events[-1]).deciding = True
     return events
+
+
+# Full dates: year first (2024-05-03), or day and month first with a 2- or 4-digit year (03.05.2024, 5/3/24). A dotted
+# date is day first (European); a slashed or dashed one may be either, and both readings are kept.
+_FULL_DATE = re.compile(r"(?<![\d/.-])(?:(?P<y>(?:19|20)\d\d)-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
+                        r"|(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<yy>(?:19|20)\d\d|\d\d))(?![\d/.-]?\d)")
+
+
+def _readings(found: re.Match[str]) -> list[tuple[int, int, int]]:
+    """The (year, month, day) readings of a full date that are real dates."""
+    if found.group("y"):
+        y, m, d = int(found.group("y")), int(found.group("m")), int(found.group("d"))
+        pairs = [(m, d)]
+    else:
+        yy = found.group("yy")
+        y = int(yy) if len(yy) == 4 else 2000 + int(yy)
+        a, b = int(found.group("a")), int(found.group("b"))
+        pairs = [(b, a)] if found.group("sep") == "." else [(a, b), (b, a)]
+    return [(y, m, d) for m, d in pairs if 1 <= m <= 12 and 1 <= d <= 31]
+
+
+def encounter_start(text: str, label: str, reach: int) -> Optional[tuple[int, int, int]]:
+    """The earliest date the header gives the encounter ('Date of service: 06/08/2025', 'Hospitalisation: 06-11-2023
+    until 22-11-2023'), as its earliest reading; None when the header names none."""
+    starts = []
+    for m in rx(label, _IM).finditer(text, 0, reach):
+        found = _FULL_DATE.match(text, m.start("date"))
+        if found is not None and _readings(found):
+            starts.append(min(_readings(found)))
+    return min(starts) if starts else None
+
+
+_DATE_REACH = 40  # a film's own date is written beside it
+_SHORT_DATE = re.compile(r"[ \t]*\(?[ \t]*(?:on[ \t]+)?(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![/.]?\d)"
+                         r"(?![ \t]*(?:min|sec|s\b|mGy|cm|mm|deg|°))")
+_TODAY = re.compile(r"\b(?:today|tonight|this\s+(?:morning|afternoon|evening|admission)|on\s+arrival|now)\b", re.I)
+
+
+def _day(ymd: tuple[int, int, int]) -> int:
+    try:
+        return datetime.date(*ymd).toordinal()
+    except ValueError:  # 31 April: not a date, so never earlier
+        return 10**9
+
+
+def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int) -> Optional[str]:
+    """A full date in the mention's sentence that, read either way, falls at least `days` before the encounter
+    began (a film the day before an operation belongs to its admission)."""
+    line_start = text.rfind("\n", 0, m.start) + 1
+    line_end = text.find("\n", m.end)
+    line_end = len(text) if line_end == -1 else line_end
+    lo = line_start
+    for brk in _SENTENCE_BREAK.finditer(text, line_start, m.start):
+        lo = brk.end()
+    stop = _SENTENCE_BREAK.search(text, m.end, line_end)
+    hi = stop.start() if stop is not None else line_end
+    # The date nearest the mention is its date ('XR 09/10/2025 07:55 - dislocated; and post-op film 03/09/2025').
+    dates = [f for f in _FULL_DATE.finditer(text, lo, hi) if _readings(f)]
+    if not dates:
+        # 'US 07/28' with no year: the encounter's year, when the date stands right beside the film.
+        short = _SHORT_DATE.match(text, m.end)
+        if short is None:
+            return None
+        a, b = int(short.group("a")), int(short.group("b"))
+        readings = [(start[0], x, y) for x, y in ((a, b), (b, a)) if 1 <= x <= 12 and 1 <= y <= 31]
+        if readings and _day(max(readings)) <= _day(start) - days and _day(max(readings)) < 10**9:
+            return short.group(0).strip(" \t(")
+        return None
+    def gap(f: re.Match[str]) -> int:
+        return f.start() - m.end if f.start() >= m.end else m.start - f.end() + 1
+
+    found = min(dates, key=gap)
+    between = text[min(m.end, found.end()) : max(m.start, found.start())]
+    if gap(found) > _DATE_REACH or _TODAY.search(between):  # 'ED XR today - ... (index THA 02/26/25)'
+        return None
+    return found.group(0) if _day(max(_readings(found))) <= _day(start) - days else None
 
 
 def negation_is_close(m: Mention, reach: int = 12) -> bool:

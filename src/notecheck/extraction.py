@@ -19,10 +19,12 @@ from notecheck.encounter import (
     BLANK_LINE,
     EPISODE_FLAG,
     apply_corrections,
+    dated_before,
     discount_follow_up,
     discount_other_site,
     discount_overridden,
     discount_vetoed_titles,
+    encounter_start,
     find_blocks,
     form_answer,
     negation_is_close,
@@ -433,6 +435,10 @@ _SAME_CLAUSE = re.compile(r"[^\n.;]*")
 _SIDE_AFTER = re.compile(r"[ \t]*[(,-]?[ \t]*(?:(?i:on\s+the|of\s+the)\s+)?((?i:left|right|lt|rt)|[LR])\b")
 
 
+_WORK_UP = re.compile(r"\b(?:pre|prior|before)", re.I)
+_WORK_UP_SECTIONS = ("imaging_pre", "indications", "preoperative_diagnosis")  # an operation's own work-up
+
+
 def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy, text: str) -> None:
     """'L THA 2021' in a note about a right hip dislocation says nothing about the right hip."""
     if side not in ("left", "right"):
@@ -614,12 +620,23 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             and values.get("manipulation") != "true":
         reduced_here = False
     earlier_visit = rx(policy.imaging.earlier_visit) if policy.imaging.earlier_visit else None
+    began = encounter_start(read, policy.imaging.encounter_date, policy.imaging.encounter_date_reach) \
+        if policy.imaging.encounter_date else None
     for m, when in _imaging(mentions, policy):
         if earlier_visit is not None and m.counted and any(
                 cat == "HISTORICAL" and earlier_visit.search(cue) for cat, cue, _ in m.modifiers):
             # A film from an earlier visit ('US last week', 'MRI in August') is not imaging of this encounter.
             m.counted = False
             m.modifiers.append(("EARLIER_VISIT", "(imaging from an earlier visit)", m.start))
+        # A film labelled as the work-up for this reduction ('Pre-op imaging: AP pelvis 2025-01-14') is its, whatever
+        # its date.
+        work_up = m.section in policy.imaging.post_sections or m.section in _WORK_UP_SECTIONS or any(
+            cat == "PRE_REDUCTION" and _WORK_UP.search(cue) for cat, cue, _ in m.modifiers)
+        if began is not None and m.counted and not work_up:
+            dated = dated_before(read, m, began, policy.imaging.earlier_days)
+            if dated is not None:  # 'Ultrasound 2024-05-03 (age 4 wk)' in a note of 2024-06-10
+                m.counted = False
+                m.modifiers.append(("EARLIER_VISIT", f"(dated {dated}, before this encounter)", m.start))
         field_name = f"imaging_{when}" if when and m.counted else "imaging"
         rows.append(m.evidence_row(field_name))
         both = m.counted and m.value in policy.imaging.both_values

@@ -149,6 +149,13 @@ class ImagingPolicy(_Strict):
     earlier_visit: str = Field(
         default="", description="regex over a historical cue on an imaging mention that places the film at an "
                                 "earlier visit ('last week', 'in August', '3 months ago'): it does not count")
+    encounter_date: Optional[Regex] = Field(
+        default=None, description="regex for a header label followed by the encounter's date ('Date of service:', "
+                                  "'Hospitalisation:', 'Clinic date'); group 'date' the date. A film whose sentence "
+                                  "carries a full date before the earliest such date is from an earlier visit")
+    encounter_date_reach: int = Field(default=900, ge=1, description="characters from the top searched for it")
+    earlier_days: int = Field(default=3, ge=1, description="days before the encounter's date from which a dated film "
+                                                           "is an earlier visit's, not this episode's work-up")
     no_act_fields: list[str] = Field(
         default_factory=list, description="fields whose counted mention says this encounter's act was not a reduction "
                                           "(found already reduced, an arthroplasty), unless a manipulation is stated")
