@@ -296,7 +296,8 @@ def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
     described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""
     bare = rx(cy.bare)
-    said = [m for m in mentions if m.counted and m.field == cy.statement_field and m.value in (False, "false")
+    said = [m for m in mentions if m.field == cy.statement_field and m.value in (False, "false")
+            and (m.counted or (m.section in cy.statement_sections and not any(m.flags.values()) and not m.modifiers))
             and not m.meta.get("implied") and bare.fullmatch(m.text.strip()) is None]
     if not said:
         return

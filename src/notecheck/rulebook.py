@@ -414,6 +414,9 @@ class ClaimsYieldPolicy(_Strict):
     max_line: int = Field(default=140, ge=1, description="longest claim line: a longer one narrates the act")
     claim_sections: list[str] = Field(default_factory=list, description="sections whose every line names what was "
                                       "billed ('Procedures / billing: CPT 27252 closed reduction'), not an act")
+    statement_sections: list[str] = Field(default_factory=list, description="sections not counted for the statement "
+                                          "field whose plain 'no further reduction required' still speaks for this "
+                                          "encounter (a Plan list)")
     reason: str
 
 
