@@ -341,14 +341,22 @@ def _discount_option_lists(text: str, mentions: list[Mention], policy: FindingsP
                 m.modifiers.append(("OPTION_LIST", "(template option list)", line_start))
 
 
-def _linked(text: str, ms: list[Mention], lp: Any, fp: FieldPolicy, resolutions: list[Resolution]) -> list[Mention]:
+def _linked(text: str, ms: list[Mention], lp: Any, fp: FieldPolicy, resolutions: list[Resolution],
+            ep: Any = None) -> list[Mention]:
     """The values named right after 'sedation for the reduction:' are the act's own; when there are any, they alone
-    are ranked."""
+    are ranked. A cue whose attempt then failed ('... Allis x2 - UNSUCCESSFUL') names a failed attempt's anaesthesia,
+    which does not decide."""
     counted = [m for m in ms if m.counted and m.value is not None and str(m.value) in fp.rank]
     if not counted:
         return ms
     tied: list[Mention] = []
     for cue in rx(lp.cue).finditer(text):
+        if ep is not None:
+            blank = BLANK_LINE.search(text, cue.end(), cue.end() + ep.before)
+            window = text[cue.start() : blank.start() if blank is not None else cue.end() + ep.before]
+            failed = rx(ep.failed).search(window)
+            if failed is not None and rx(ep.succeeded).search(window, failed.end()) is None:
+                continue
         line_end = text.find("\n", cue.end())
         hi = min(cue.end() + lp.reach, len(text) if line_end == -1 else line_end)
         tied += [m for m in counted if cue.start() <= m.start < hi]
@@ -550,7 +558,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     for name, fp in policy.fields.items():
         ms = by_field.get(name, [])
         if policy.linked is not None and name == policy.linked.field:
-            ms = _linked(read, ms, policy.linked, fp, resolutions)
+            ms = _linked(read, ms, policy.linked, fp, resolutions, policy.events)
         if fp.kind == "ranked":
             values[name] = _ranked(name, ms, fp, resolutions)
         elif fp.kind == "set":
