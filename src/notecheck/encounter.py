@@ -402,8 +402,9 @@ _FULL_DATE = re.compile(r"(?<![\d/.-])(?:(?P<y>(?:19|20)\d\d)-(?P<m>\d{1,2})-(?P
                         r"|(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<yy>(?:19|20)\d\d|\d\d))(?![\d/.-]?\d)")
 
 
-def _readings(found: re.Match[str]) -> list[tuple[int, int, int]]:
-    """The (year, month, day) readings of a full date that are real dates."""
+def _readings(found: re.Match[str], order: Optional[str] = None) -> list[tuple[int, int, int]]:
+    """The (year, month, day) readings of a full date that are real dates; `order` ('mdy' or 'dmy'), when the note's
+    other dates settle it, keeps only that reading of a slashed or dashed date."""
     if found.group("y"):
         y, m, d = int(found.group("y")), int(found.group("m")), int(found.group("d"))
         pairs = [(m, d)]
@@ -411,18 +412,36 @@ def _readings(found: re.Match[str]) -> list[tuple[int, int, int]]:
         yy = found.group("yy")
         y = int(yy) if len(yy) == 4 else 2000 + int(yy)
         a, b = int(found.group("a")), int(found.group("b"))
-        pairs = [(b, a)] if found.group("sep") == "." else [(a, b), (b, a)]
+        if found.group("sep") == "." or order == "dmy":
+            pairs = [(b, a)]
+        elif order == "mdy":
+            pairs = [(a, b)]
+        else:
+            pairs = [(a, b), (b, a)]
     return [(y, m, d) for m, d in pairs if 1 <= m <= 12 and 1 <= d <= 31]
 
 
-def encounter_start(text: str, label: str, reach: int) -> Optional[tuple[int, int, int]]:
+def date_order(text: str) -> Optional[str]:
+    """Whether the note writes month or day first, from the slashed or dashed dates only one reading fits
+    ('03/18/2025' is month first); None when its dates do not say, or say both."""
+    month_first = day_first = False
+    for found in _FULL_DATE.finditer(text):
+        if found.group("a") and found.group("sep") != ".":
+            a, b = int(found.group("a")), int(found.group("b"))
+            month_first |= b > 12 >= a
+            day_first |= a > 12 >= b
+    return "mdy" if month_first and not day_first else "dmy" if day_first and not month_first else None
+
+
+def encounter_start(text: str, label: str, reach: int,
+                    order: Optional[str] = None) -> Optional[tuple[int, int, int]]:
     """The earliest date the header gives the encounter ('Date of service: 06/08/2025', 'Hospitalisation: 06-11-2023
     until 22-11-2023'), as its earliest reading; None when the header names none."""
     starts = []
     for m in rx(label, _IM).finditer(text, 0, reach):
         found = _FULL_DATE.match(text, m.start("date"))
-        if found is not None and _readings(found):
-            starts.append(min(_readings(found)))
+        if found is not None and _readings(found, order):
+            starts.append(min(_readings(found, order)))
     return min(starts) if starts else None
 
 
@@ -439,7 +458,8 @@ def _day(ymd: tuple[int, int, int]) -> int:
         return 10**9
 
 
-def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int) -> Optional[str]:
+def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int,
+                 order: Optional[str] = None) -> Optional[str]:
     """A full date in the mention's sentence that, read either way, falls at least `days` before the encounter
     began (a film the day before an operation belongs to its admission)."""
     line_start = text.rfind("\n", 0, m.start) + 1
@@ -451,14 +471,15 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int) 
     stop = _SENTENCE_BREAK.search(text, m.end, line_end)
     hi = stop.start() if stop is not None else line_end
     # The date nearest the mention is its date ('XR 09/10/2025 07:55 - dislocated; and post-op film 03/09/2025').
-    dates = [f for f in _FULL_DATE.finditer(text, lo, hi) if _readings(f)]
+    dates = [f for f in _FULL_DATE.finditer(text, lo, hi) if _readings(f, order)]
     if not dates:
         # 'US 07/28' with no year: the encounter's year, when the date stands right beside the film.
         short = _SHORT_DATE.match(text, m.end)
         if short is None:
             return None
         a, b = int(short.group("a")), int(short.group("b"))
-        readings = [(start[0], x, y) for x, y in ((a, b), (b, a)) if 1 <= x <= 12 and 1 <= y <= 31]
+        pairs = [(a, b)] if order == "mdy" else [(b, a)] if order == "dmy" else [(a, b), (b, a)]
+        readings = [(start[0], x, y) for x, y in pairs if 1 <= x <= 12 and 1 <= y <= 31]
         if readings and _day(max(readings)) <= _day(start) - days and _day(max(readings)) < 10**9:
             return short.group(0).strip(" \t(")
         return None
@@ -469,7 +490,7 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int) 
     between = text[min(m.end, found.end()) : max(m.start, found.start())]
     if gap(found) > _DATE_REACH or _TODAY.search(between):  # 'ED XR today - ... (index THA 02/26/25)'
         return None
-    return found.group(0) if _day(max(_readings(found))) <= _day(start) - days else None
+    return found.group(0) if _day(max(_readings(found, order))) <= _day(start) - days else None
 
 
 def negation_is_close(m: Mention, reach: int = 12) -> bool:

@@ -19,6 +19,7 @@ from notecheck.encounter import (
     BLANK_LINE,
     EPISODE_FLAG,
     apply_corrections,
+    date_order,
     dated_before,
     discount_follow_up,
     discount_other_site,
@@ -628,7 +629,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             and values.get("manipulation") != "true":
         reduced_here = False
     earlier_visit = rx(policy.imaging.earlier_visit) if policy.imaging.earlier_visit else None
-    began = encounter_start(read, policy.imaging.encounter_date, policy.imaging.encounter_date_reach) \
+    order = date_order(read) if policy.imaging.encounter_date else None
+    began = encounter_start(read, policy.imaging.encounter_date, policy.imaging.encounter_date_reach, order) \
         if policy.imaging.encounter_date else None
     for m, when in _imaging(mentions, policy):
         if earlier_visit is not None and m.counted and any(
@@ -641,7 +643,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         work_up = m.section in policy.imaging.post_sections or m.section in _WORK_UP_SECTIONS or any(
             cat == "PRE_REDUCTION" and _WORK_UP.search(cue) for cat, cue, _ in m.modifiers)
         if began is not None and m.counted and not work_up:
-            dated = dated_before(read, m, began, policy.imaging.earlier_days)
+            dated = dated_before(read, m, began, policy.imaging.earlier_days, order)
             if dated is not None:  # 'Ultrasound 2024-05-03 (age 4 wk)' in a note of 2024-06-10
                 m.counted = False
                 m.modifiers.append(("EARLIER_VISIT", f"(dated {dated}, before this encounter)", m.start))
