@@ -203,6 +203,7 @@ def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
 
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
+_ONE_HIP = re.compile(r"\b(?:R|L|rt|lt|right|left|contralateral|other)\.?\s+hip\b", re.I)
 
 
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
@@ -216,6 +217,11 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         found = None  # the same document goes on to record the operation: its acts are this encounter's
     if found is None:
         found = rx(fu.no_act, _I).search(text)
+        clause = max(text.rfind("\n", 0, found.start()), text.rfind(". ", 0, found.start()),
+                     text.rfind(";", 0, found.start())) + 1 if found is not None else 0
+        if found is not None and _ONE_HIP.search(text, clause, found.start()) \
+                and rx(fu.act_parts, _IM).search(text) is not None:
+            found = None  # an operation's record: 'R hip - surveillance, no intervention today' is about one hip
     if found is None:
         return
     cue = found.group(0).strip()[:60]
