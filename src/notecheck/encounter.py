@@ -237,6 +237,10 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         # The act's sentence, or the line before it, must place it at this visit ('Bedside reduction by myself at
         # 0240. Sedation: ...'); 'Today pain 2/10' later in a one-line history does not reach back to the reduction
         # it recounts.
+        if start > 1:  # a heading line just above ('Procedure today (ward, 13:30):') places the act too
+            above = text.rfind("\n", 0, start - 1) + 1
+            if text[above : start].rstrip().endswith(":"):
+                start = above
         end = text.find("\n", m.end)
         end = len(text) if end == -1 else end
         stop = _SENTENCE_END.search(text, m.end, end)
