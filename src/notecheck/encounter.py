@@ -203,7 +203,6 @@ def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
 
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
-_ONE_HIP = re.compile(r"\b(?:R|L|rt|lt|right|left|contralateral|other)\.?\s+hip\b", re.I)
 
 
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
@@ -219,7 +218,7 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         found = rx(fu.no_act, _I).search(text)
         clause = max(text.rfind("\n", 0, found.start()), text.rfind(". ", 0, found.start()),
                      text.rfind(";", 0, found.start())) + 1 if found is not None else 0
-        if found is not None and _ONE_HIP.search(text, clause, found.start()) \
+        if found is not None and fu.one_hip and rx(fu.one_hip).search(text, clause, found.start()) \
                 and rx(fu.act_parts, _IM).search(text) is not None:
             found = None  # an operation's record: 'R hip - surveillance, no intervention today' is about one hip
     if found is None:
@@ -458,7 +457,6 @@ def encounter_start(text: str, label: str, reach: int,
 _DATE_REACH = 40  # a film's own date is written beside it
 _SHORT_DATE = re.compile(r"[ \t]*\(?[ \t]*(?:on[ \t]+)?(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![/.]?\d)"
                          r"(?![ \t]*(?:min|sec|s\b|mGy|cm|mm|deg|°))")
-_TODAY = re.compile(r"\b(?:today|tonight|this\s+(?:morning|afternoon|evening|admission)|on\s+arrival|now)\b", re.I)
 
 
 def _day(ymd: tuple[int, int, int]) -> int:
@@ -468,8 +466,8 @@ def _day(ymd: tuple[int, int, int]) -> int:
         return 10**9
 
 
-def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int,
-                 order: Optional[str] = None) -> Optional[str]:
+def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, order: Optional[str] = None,
+                 same_day: Optional[str] = None) -> Optional[str]:
     """A full date in the mention's sentence that, read either way, falls at least `days` before the encounter
     began (a film the day before an operation belongs to its admission)."""
     line_start = text.rfind("\n", 0, m.start) + 1
@@ -493,12 +491,13 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int,
         if readings and _day(max(readings)) <= _day(start) - days and _day(max(readings)) < 10**9:
             return short.group(0).strip(" \t(")
         return None
+
     def gap(f: re.Match[str]) -> int:
         return f.start() - m.end if f.start() >= m.end else m.start - f.end() + 1
 
     found = min(dates, key=gap)
     between = text[min(m.end, found.end()) : max(m.start, found.start())]
-    if gap(found) > _DATE_REACH or _TODAY.search(between):  # 'ED XR today - ... (index THA 02/26/25)'
+    if gap(found) > _DATE_REACH or (same_day and rx(same_day).search(between)):  # 'ED XR today - ... (THA 02/26/25)'
         return None
     return found.group(0) if _day(max(_readings(found, order))) <= _day(start) - days else None
 

@@ -444,10 +444,6 @@ _SAME_CLAUSE = re.compile(r"[^\n.;]*")
 _SIDE_AFTER = re.compile(r"[ \t]*[(,-]?[ \t]*(?:(?i:on\s+the|of\s+the)\s+)?((?i:left|right|lt|rt)|[LR])\b")
 
 
-_WORK_UP = re.compile(r"\b(?:pre|prior|before)", re.I)
-_WORK_UP_SECTIONS = ("imaging_pre", "indications", "preoperative_diagnosis")  # an operation's own work-up
-
-
 def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy, text: str) -> None:
     """'L THA 2021' in a note about a right hip dislocation says nothing about the right hip."""
     if side not in ("left", "right"):
@@ -640,10 +636,12 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             m.modifiers.append(("EARLIER_VISIT", "(imaging from an earlier visit)", m.start))
         # A film labelled as the work-up for this reduction ('Pre-op imaging: AP pelvis 2025-01-14') is its, whatever
         # its date.
-        work_up = m.section in policy.imaging.post_sections or m.section in _WORK_UP_SECTIONS or any(
-            cat == "PRE_REDUCTION" and _WORK_UP.search(cue) for cat, cue, _ in m.modifiers)
+        ip = policy.imaging
+        work_up = m.section in ip.post_sections or m.section in ip.work_up_sections or (
+            ip.work_up_cue is not None
+            and any(cat == "PRE_REDUCTION" and rx(ip.work_up_cue).search(cue) for cat, cue, _ in m.modifiers))
         if began is not None and m.counted and not work_up:
-            dated = dated_before(read, m, began, policy.imaging.earlier_days, order)
+            dated = dated_before(read, m, began, ip.earlier_days, order, ip.same_day)
             if dated is not None:  # 'Ultrasound 2024-05-03 (age 4 wk)' in a note of 2024-06-10
                 m.counted = False
                 m.modifiers.append(("EARLIER_VISIT", f"(dated {dated}, before this encounter)", m.start))

@@ -154,6 +154,13 @@ class ImagingPolicy(_Strict):
                                   "'Hospitalisation:', 'Clinic date'); group 'date' the date. A film whose sentence "
                                   "carries a full date before the earliest such date is from an earlier visit")
     encounter_date_reach: int = Field(default=900, ge=1, description="characters from the top searched for it")
+    work_up_sections: list[str] = Field(default_factory=list, description="sections whose films are an operation's "
+                                        "own work-up, whatever their date")
+    work_up_cue: Optional[Regex] = Field(default=None, description="regex over a PRE_REDUCTION cue that labels a film "
+                                         "as this reduction's work-up ('pre-op', 'prior to'), whatever its date")
+    same_day: Optional[Regex] = Field(default=None, description="regex for words that place a film at this encounter "
+                                      "('today', 'on arrival'); between a film and a date they say the date is not "
+                                      "the film's")
     earlier_days: int = Field(default=3, ge=1, description="days before the encounter's date from which a dated film "
                                                            "is an earlier visit's, not this episode's work-up")
     no_act_fields: list[str] = Field(
@@ -290,6 +297,9 @@ class FollowUpPolicy(_Strict):
     act_parts: str = Field(description="regex (multiline) for a later part of the same document that records the act "
                                        "('Intra-op summary', 'OPERATIVE NOTE'): a pre-op assessment followed by one is "
                                        "not a visit without an act")
+    one_hip: Optional[Regex] = Field(default=None, description="regex for a hip named by its side ('R hip'): in an "
+                                     "operation's record, a no-act statement whose clause names one hip ('R hip - "
+                                     "surveillance, no intervention today') speaks of that hip, not of the operation")
 
     @field_validator("heading", "today", "no_act", "act_parts")
     @classmethod
