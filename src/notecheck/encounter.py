@@ -216,11 +216,12 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         found = None  # the same document goes on to record the operation: its acts are this encounter's
     if found is None:
         found = rx(fu.no_act, _I).search(text)
-        clause = max(text.rfind("\n", 0, found.start()), text.rfind(". ", 0, found.start()),
-                     text.rfind(";", 0, found.start())) + 1 if found is not None else 0
-        if found is not None and fu.one_hip and rx(fu.one_hip).search(text, clause, found.start()) \
-                and rx(fu.act_parts, _IM).search(text) is not None:
-            found = None  # an operation's record: 'R hip - surveillance, no intervention today' is about one hip
+        if found is not None and fu.one_hip and rx(fu.act_parts, _IM).search(text) is not None:
+            clause = 0
+            for brk in CLAUSE_BREAK.finditer(text, 0, found.start()):
+                clause = brk.end()
+            if rx(fu.one_hip).search(text, clause, found.start()) is not None:
+                found = None  # an operation's record: 'R hip - surveillance, no intervention today' is about one hip
     if found is None:
         return
     cue = found.group(0).strip()[:60]
@@ -415,19 +416,20 @@ def _readings(found: re.Match[str], order: Optional[str] = None) -> list[tuple[i
     """The (year, month, day) readings of a full date that are real dates; `order` ('mdy' or 'dmy'), when the note's
     other dates settle it, keeps only that reading of a slashed or dashed date."""
     if found.group("y"):
-        y, m, d = int(found.group("y")), int(found.group("m")), int(found.group("d"))
-        pairs = [(m, d)]
-    else:
-        yy = found.group("yy")
-        y = int(yy) if len(yy) == 4 else 2000 + int(yy)
-        a, b = int(found.group("a")), int(found.group("b"))
-        if found.group("sep") == "." or order == "dmy":
-            pairs = [(b, a)]
-        elif order == "mdy":
-            pairs = [(a, b)]
-        else:
-            pairs = [(a, b), (b, a)]
-    return [(y, m, d) for m, d in pairs if 1 <= m <= 12 and 1 <= d <= 31]
+        return _valid(int(found.group("y")), [(int(found.group("m")), int(found.group("d")))])
+    yy = found.group("yy")
+    y = int(yy) if len(yy) == 4 else 2000 + int(yy)
+    return _valid(y, _month_day(int(found.group("a")), int(found.group("b")),
+                                "dmy" if found.group("sep") == "." else order))
+
+
+def _month_day(a: int, b: int, order: Optional[str]) -> list[tuple[int, int]]:
+    """(month, day) readings of 'a/b': the note's order when known, else both."""
+    return [(a, b)] if order == "mdy" else [(b, a)] if order == "dmy" else [(a, b), (b, a)]
+
+
+def _valid(year: int, pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    return [(year, m, d) for m, d in pairs if 1 <= m <= 12 and 1 <= d <= 31]
 
 
 def date_order(text: str) -> Optional[str]:
@@ -449,8 +451,9 @@ def encounter_start(text: str, label: str, reach: int,
     starts = []
     for m in rx(label, _IM).finditer(text, 0, reach):
         found = _FULL_DATE.match(text, m.start("date"))
-        if found is not None and _readings(found, order):
-            starts.append(min(_readings(found, order)))
+        readings = _readings(found, order) if found is not None else []
+        if readings:
+            starts.append(min(readings))
     return min(starts) if starts else None
 
 
@@ -485,12 +488,8 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, 
         short = _SHORT_DATE.match(text, m.end)
         if short is None:
             return None
-        a, b = int(short.group("a")), int(short.group("b"))
-        pairs = [(a, b)] if order == "mdy" else [(b, a)] if order == "dmy" else [(a, b), (b, a)]
-        readings = [(start[0], x, y) for x, y in pairs if 1 <= x <= 12 and 1 <= y <= 31]
-        if readings and _day(max(readings)) <= _day(start) - days and _day(max(readings)) < 10**9:
-            return short.group(0).strip(" \t(")
-        return None
+        readings = _valid(start[0], _month_day(int(short.group("a")), int(short.group("b")), order))
+        return short.group(0).strip(" \t(") if readings and _day(max(readings)) <= _day(start) - days else None
 
     def gap(f: re.Match[str]) -> int:
         return f.start() - m.end if f.start() >= m.end else m.start - f.end() + 1

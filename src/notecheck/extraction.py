@@ -440,10 +440,6 @@ def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[s
 _SAME_CLAUSE = re.compile(r"[^\n.;]*")
 
 
-# A side named right after a side-specific finding ('Hip-TEP LEFT 2016', 'THR (right)', 'THA on the left') is its.
-_SIDE_AFTER = re.compile(r"[ \t]*[(,-]?[ \t]*(?:(?i:on\s+the|of\s+the)\s+)?((?i:left|right|lt|rt)|[LR])\b")
-
-
 def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPolicy, text: str) -> None:
     """'L THA 2021' in a note about a right hip dislocation says nothing about the right hip."""
     if side not in ("left", "right"):
@@ -458,10 +454,10 @@ def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPol
             before = [s for s in sides if s.end <= m.start and m.start - s.end <= policy.treated_side_reach]
             if before and _SAME_CLAUSE.fullmatch(text, before[-1].end, m.start) is not None:
                 own = [before[-1].value]
-            else:  # 'Hip-TEP LEFT 2016', 'THR (right)': the side named right after it
-                after = _SIDE_AFTER.match(text, m.end)
+            elif policy.side_named_after is not None:  # 'Hip-TEP LEFT 2016', 'THR (right)': the side right after it
+                after = rx(policy.side_named_after, 0).match(text, m.end)
                 if after is not None:
-                    own = ["left" if after.group(1)[0] in "lL" else "right"]
+                    own = ["left" if after.group("left") else "right"]
         if own and own[0] != side:
             m.counted = False
             m.modifiers.append(("OTHER_SIDE", f"(other side: {own[0]})", m.start))

@@ -109,8 +109,12 @@ def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Option
     whether it applies at all on an ASCII note (most notes need no command)."""
     low = text.lower() if probes is not None and text.isascii() else None
     for i, (pattern, mark, not_after) in enumerate(commands):
-        probe = probes[i] if probes is not None and low is not None else None
-        if (probe.search(low) if probe is not None and low is not None else pattern.search(text)) is None:
+        probe = probes[i] if probes is not None else None
+        if probe is not None and low is not None:
+            applies = probe.search(low) is not None
+        else:
+            applies = pattern.search(text) is not None
+        if not applies:
             continue
 
         def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after,

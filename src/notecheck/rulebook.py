@@ -473,6 +473,9 @@ class FindingsPolicy(_Strict):
         default_factory=list, description="fields whose mentions mark the treated side")
     treated_side_reach: int = Field(
         default=60, ge=1, description="characters between a side and its act, within one clause")
+    side_named_after: Optional[Regex] = Field(
+        default=None, description="regex matched right after a side-specific finding ('Hip-TEP LEFT', 'THR (right)'): "
+                                  "the side it names is the finding's; group 'left' or 'right' says which")
     normal_side: Optional[Regex] = Field(
         default=None, description="regex matched right after a side: that side is examined and normal ('R hip NAD', "
                                   "'L hip: normal'), so it names the other hip, not the affected one")
