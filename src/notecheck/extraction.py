@@ -408,6 +408,9 @@ def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[s
         normal = rx(policy.normal_side)
         affected = [m for m in counted if m.value == "bilateral" or normal.match(text, m.end) is None]
         counted = affected or counted  # 'R hip NAD' names the hip that is not the problem
+    if text:
+        sided = [m for m in counted if m.value == "bilateral" and _scope_only(text, m, policy)]
+        counted = [m for m in counted if m not in sided] or counted  # 'EUA both hips' is what was looked at
     pool = _first_tier(counted, prefer)
     values = [m.value for m in pool]
     treated = treated_sides(text, counted, acts or [], policy.treated_side_reach) if acts else set()
@@ -435,6 +438,17 @@ def _side(ms: list[Mention], prefer: list[list[str]], reason: str, codes: list[s
     if len(set(values)) > 1:
         resolutions.append(Resolution(field="laterality", value=chosen, candidates=sorted(set(values)), reason=reason))
     return chosen
+
+
+def _scope_only(text: str, m: Mention, policy: FindingsPolicy) -> bool:
+    """'EUA both hips', 'both hips examined', 'bilateral hip spica': the scope of an examination, an image or a
+    device, which says nothing about which hip is dislocated and treated."""
+    if policy.bilateral_scope_after is not None and rx(policy.bilateral_scope_after).match(text, m.end):
+        return True
+    if policy.bilateral_scope_before is None:
+        return False
+    lo = max(text.rfind("\n", 0, m.start) + 1, m.start - policy.bilateral_scope_before_reach)
+    return rx(policy.bilateral_scope_before).search(text[lo:m.start]) is not None
 
 
 _SAME_CLAUSE = re.compile(r"[^\n.;]*")

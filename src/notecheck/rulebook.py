@@ -479,6 +479,15 @@ class FindingsPolicy(_Strict):
     normal_side: Optional[Regex] = Field(
         default=None, description="regex matched right after a side: that side is examined and normal ('R hip NAD', "
                                   "'L hip: normal'), so it names the other hip, not the affected one")
+    bilateral_scope_before: Optional[Regex] = Field(
+        default=None, description="regex searched in the same line just before a 'both hips' mention ('EUA both "
+                                  "hips', 'US both hips'): the mention names what was examined or imaged, not the "
+                                  "affected side")
+    bilateral_scope_after: Optional[Regex] = Field(
+        default=None, description="regex matched right after a 'both hips' mention ('both hips examined', 'bilateral "
+                                  "hip spica'): the mention names what was examined or covered, not the affected side")
+    bilateral_scope_before_reach: int = Field(
+        default=40, ge=1, description="characters before a 'both hips' mention searched by bilateral_scope_before")
     device_only: Optional[DeviceOnlyPolicy] = None
     no_event: list[NoEventRule] = Field(
         default_factory=list, description="encounters with no reduction of their own (a revision, a hip that stayed "
