@@ -83,6 +83,9 @@ def defer_quickumls() -> None:
 
 
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
+_STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
+_STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
+_DICTATION_MIN_STOPS = 3  # full stops followed by a lower-case word before a note counts as lower-case dictation
 
 
 @Language.component("notecheck_sentences")
@@ -100,6 +103,10 @@ def split_sentences(doc: Doc) -> Doc:
     sent = [-1] * n  # SENT_START: 1 = starts a sentence, -1 = does not
     sent[0] = 1
     last = -1
+    # Voice-recognition dictation often never capitalises: when most full stops are followed by a lower-case word,
+    # the lower-case word starts a sentence too (else one 'plan' cue reaches over the whole note).
+    lower = len(_STOP_THEN_LOWER.findall(text))
+    dictation = lower >= _DICTATION_MIN_STOPS and lower > len(_STOP_THEN_UPPER.findall(text))
     breaks: list[int] = []
     for found in _BREAK_OR_END.finditer(text):
         i = bisect.bisect_right(offsets, found.start()) - 1
@@ -118,10 +125,11 @@ def split_sentences(doc: Doc) -> Doc:
                        and (nxt.islower() or indent >= _CONTINUATION_INDENT))
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
-        elif w in _END_PUNCT and not nxt.islower() and i + 1 < n:
-            if w == "." and i and offsets[i - 1] + lengths[i - 1] == start and \
-                    text[offsets[i - 1] : start].lower() in _ABBREVIATIONS and nxt[:1].isalnum():
-                continue
+        elif w in _END_PUNCT and (dictation or not nxt.islower()) and i + 1 < n:
+            if w == "." and i and offsets[i - 1] + lengths[i - 1] == start and nxt[:1].isalnum():
+                before = text[offsets[i - 1] : start].lower()
+                if before in _ABBREVIATIONS or (nxt.islower() and len(before) < 2):
+                    continue
             sent[i + 1] = 1
     for i in breaks:  # a line break belongs to the sentence it ends
         if i:
