@@ -52,6 +52,9 @@ class TargetMetadata(_Strict):
         description="facts a negated mention documents ('no closed reduction' -> no manipulation)")
     negated_value: Optional[str] = None
     counts_when_historical: bool = False
+    counts_in_any_section: bool = Field(
+        default=False, description="states what was or was not done ('no reduction was performed'), so it counts even "
+                                   "in a section that does not otherwise document the field (a plan)")
     ignore_negation: bool = False
     from_code: bool = False
     yields_to: list[str] = Field(
