@@ -258,9 +258,10 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
         stop = CLAUSE_BREAK.search(text, found.end(), end)  # the corrected statement is the cue's clause
         if stop is not None:
             end = stop.start()
-        # A corrected value ('NOT general anesthesia') names the field as much as a new one does.
+        # A corrected value ('NOT general anesthesia') names the field as much as a new one does; a value only implied
+        # by another finding ('spica' implies a closed approach) does not correct that field.
         fields = {m.field for m in mentions if (m.counted or m.flags.get("is_negated")) and m.field in cp.fields
-                  and found.end() <= m.start < end}
+                  and found.end() <= m.start < end and not m.meta.get("implied")}
         if not fields:
             continue
         cue = found.group(0).strip()[:40]
