@@ -105,8 +105,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
             for cue in _inline_cues(text, rule.pattern, rule.inline_anchor):
                 if not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
                     continue  # at a line start: the line-start reading above has it
-                stop = _SENTENCE_STOP.search(text, cue.end())
-                end = stop.start() if stop is not None else len(text)
+                end = _sentence_stop(text, cue.end())
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     out.sort(key=lambda b: b[0])
     return out
@@ -145,8 +144,21 @@ def _inline_cues(text: str, cue_pattern: str, anchor_pattern: Optional[str]) -> 
 _QUOTE_OPENS = r"""[^\n"“]{0,40}?[:,]?[ \t]*["“]"""
 _QUOTE_CLOSES = re.compile(r"""["”]|\n[ \t]*\n""")
 _QUOTE_REACH = 3000
-# Where a mid-line labelled block ends: a full stop before a capital, or the end of the line.
+# Where a mid-line labelled block ends: a full stop before a capital, or the end of the line unless the line is
+# hard-wrapped mid-sentence (long, no closing punctuation, the next line going on in lower case).
 _SENTENCE_STOP = re.compile(r"\.(?=\s+[A-Z])|\n")
+_WRAPPED_LINE_MIN = 60
+
+
+def _sentence_stop(text: str, pos: int) -> int:
+    """Where the sentence holding `pos` ends, reading hard-wrapped lines as one sentence."""
+    for stop in _SENTENCE_STOP.finditer(text, pos):
+        if stop.group() == "\n":
+            line = text[text.rfind("\n", 0, stop.start()) + 1 : stop.start()].rstrip()
+            if len(line) >= _WRAPPED_LINE_MIN and line[-1:] not in ".:;!?" and text[stop.end() : stop.end() + 1].islower():
+                continue
+        return stop.start()
+    return len(text)
 
 
 _ALIGN = re.compile(r"[ \t]*[:?=]?[ \t]*")
