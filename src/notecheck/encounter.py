@@ -155,7 +155,8 @@ def _sentence_stop(text: str, pos: int) -> int:
     for stop in _SENTENCE_STOP.finditer(text, pos):
         if stop.group() == "\n":
             line = text[text.rfind("\n", 0, stop.start()) + 1 : stop.start()].rstrip()
-            if len(line) >= _WRAPPED_LINE_MIN and line[-1:] not in ".:;!?" and text[stop.end() : stop.end() + 1].islower():
+            wrapped = len(line) >= _WRAPPED_LINE_MIN and line[-1:] not in ".:;!?"
+            if wrapped and text[stop.end() : stop.end() + 1].islower():
                 continue
         return stop.start()
     return len(text)
