@@ -240,6 +240,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         counted = counted and (not flags["is_historical"] or bool(meta.get("counts_when_historical")))
         counted = counted and (in_block is None or in_block[2] == "negated" or label in keeps.get(in_block[2], ()))
         counted = counted and section not in policy.ignore_sections
+        counted = counted and (section not in policy.claim_only_sections or label in ("cpt_code", "icd10_code"))
         counted = counted and (section not in policy.field_ignore_sections.get(label, ())
                                or bool(meta.get("counts_in_any_section")))
         if flags["is_negated"]:

@@ -437,6 +437,9 @@ class FindingsPolicy(_Strict):
     """patterns/findings.json: how mentions resolve into findings."""
 
     ignore_sections: list[str] = Field(default_factory=list)
+    claim_only_sections: list[str] = Field(
+        default_factory=list, description="sections a coder or reviewer wrote, not the clinician: only the codes "
+                                          "named there count (they are the claim); their findings are opinions")
     field_ignore_sections: dict[str, list[str]] = Field(default_factory=dict)
     option_list: Optional[OptionListPolicy] = None
     blocks: Optional[BlockPolicy] = None
