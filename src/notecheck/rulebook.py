@@ -251,10 +251,13 @@ class FormPolicy(_Strict):
     blank_answer: str = Field(description="regex for a template field left unfilled ('Open reduction: ***'): the "
                                           "label documents nothing; group 'word' the placeholder")
     max_gap: int = Field(ge=0, description="characters allowed between the label and its first option")
+    option_after: Optional[str] = Field(
+        default=None, description="regex for one option written word first, box after ('Yes [ ]   No [x]'): group "
+                                  "'word' its text, group 'mark' the box")
 
-    @field_validator("option", "checked", "negative", "affirmative", "plain_answer", "blank_answer")
+    @field_validator("option", "checked", "negative", "affirmative", "plain_answer", "blank_answer", "option_after")
     @classmethod
-    def _compiles(cls, v: str) -> str:
+    def _compiles(cls, v: Optional[str]) -> Optional[str]:
         return _check_regex(v)
 
 
