@@ -1,10 +1,12 @@
 """The sentence splitter looks only at line breaks and full stops; it must give the boundaries of the plain
 token-by-token rule it implements, on every note we have and on awkward layouts."""
 
+import re
+
 import pytest
 from conftest import ROOT
 
-from notecheck.pipeline import _ABBREVIATIONS, _CONTINUATION_INDENT, _END_PUNCT, _WRAP_MIN_LINE
+from notecheck.pipeline import _ABBREVIATIONS, _CONTINUATION_INDENT, _DICTATION_MIN_STOPS, _END_PUNCT, _WRAP_MIN_LINE
 
 NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
          + sorted(ROOT.glob("holdout*/*.txt")) + sorted(ROOT.glob("writers/*/*.txt")))
@@ -13,8 +15,12 @@ NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.tx
 def _reference(doc):
     """The rule, token by token: a sentence starts after . ! ? (unless a lower-case word follows) and after a line
     break, unless the line looks hard-wrapped; a full stop right after an abbreviation ("incl.", "approx.") does
-    not end the sentence when a word or number follows."""
+    not end the sentence when a word or number follows. In lower-case dictation (most full stops followed by a
+    lower-case word) a lower-case word after a full stop starts a sentence too, unless an abbreviation or a single
+    letter precedes the stop."""
     text, words, n = doc.text, [t.text for t in doc], len(doc)
+    lower = len(re.findall(r"[.!?][ \t]+[a-z]", text))
+    dictation = lower >= _DICTATION_MIN_STOPS and lower > len(re.findall(r"[.!?][ \t]+[A-Z]", text))
     starts, start_next = [True] + [False] * (n - 1), False
     for i in range(n):
         w = words[i]
@@ -31,9 +37,11 @@ def _reference(doc):
                        and (nxt[:1].islower() or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
             continue
-        start_next = w in _END_PUNCT and not (i + 1 < n and words[i + 1][:1].islower())
+        next_lower = i + 1 < n and words[i + 1][:1].islower()
+        start_next = w in _END_PUNCT and (dictation or not next_lower)
         if start_next and w == "." and i and doc[i - 1].idx + len(words[i - 1]) == doc[i].idx \
-                and words[i - 1].lower() in _ABBREVIATIONS and i + 1 < n and words[i + 1][:1].isalnum():
+                and i + 1 < n and words[i + 1][:1].isalnum() \
+                and (words[i - 1].lower() in _ABBREVIATIONS or (next_lower and len(words[i - 1]) < 2)):
             start_next = False
     return starts
 
@@ -44,6 +52,7 @@ AWKWARD = [
     "LABEL:      value that is long enough to wrap past sixty characters of the line\n" + " " * 12 + "Continued",
     "ends with a break\n", "?!", "a.\nb", "  leading spaces.  Two  spaces .",
     "Risks incl. General anesthesia. Approx. 2 cm. Ends incl.", "Bilat. Hips reduced. vs. Open",
+    "plan harness. a harness was fitted. no manipulation. e. coli noted. approx. two weeks. then review",
 ]
 
 
