@@ -38,7 +38,7 @@ def _reference(doc):
             start_next = not wrapped
             continue
         next_lower = i + 1 < n and words[i + 1][:1].islower()
-        start_next = w in _END_PUNCT and (dictation or not next_lower)
+        start_next = w in _END_PUNCT and (dictation or not next_lower) and not (i + 1 < n and words[i + 1][:1] in ")]")
         if start_next and w == "." and i and doc[i - 1].idx + len(words[i - 1]) == doc[i].idx \
                 and i + 1 < n and words[i + 1][:1].isalnum() \
                 and (words[i - 1].lower() in _ABBREVIATIONS or (next_lower and len(words[i - 1]) < 2)):
@@ -53,6 +53,7 @@ AWKWARD = [
     "ends with a break\n", "?!", "a.\nb", "  leading spaces.  Two  spaces .",
     "Risks incl. General anesthesia. Approx. 2 cm. Ends incl.", "Bilat. Hips reduced. vs. Open",
     "plan harness. a harness was fitted. no manipulation. e. coli noted. approx. two weeks. then review",
+    "reduced at another hospital (Kuang-Tien?) under GA. Seen (why not?). Next [sic.] line",
 ]
 
 

@@ -34,6 +34,7 @@ warnings.filterwarnings("ignore", message=r"\[W036\]")
 
 SPAN_GROUP = "notecheck"
 _END_PUNCT = {".", "!", "?"}
+_CLOSERS = (")", "]")  # '(Kuang-Tien?) under GA': a stop inside brackets does not end the sentence
 _WRAP_MIN_LINE = 60  # a line at least this long, without closing punctuation, may continue on the next line
 _CONTINUATION_INDENT = 8
 # Abbreviations that end in a full stop mid-sentence ("incl. general anaesthesia", "approx. 2 cm"): the stop after
@@ -125,7 +126,7 @@ def split_sentences(doc: Doc) -> Doc:
                        and (nxt.islower() or indent >= _CONTINUATION_INDENT))
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
-        elif w in _END_PUNCT and (dictation or not nxt.islower()) and i + 1 < n:
+        elif w in _END_PUNCT and (dictation or not nxt.islower()) and nxt[:1] not in _CLOSERS and i + 1 < n:
             if w == "." and i and offsets[i - 1] + lengths[i - 1] == start and nxt[:1].isalnum():
                 before = text[offsets[i - 1] : start].lower()
                 if before in _ABBREVIATIONS or (nxt.islower() and len(before) < 2):
