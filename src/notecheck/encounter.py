@@ -147,7 +147,7 @@ _QUOTE_REACH = 3000
 # Where a mid-line labelled block ends: a full stop before a capital, or the end of the line unless the line is
 # hard-wrapped mid-sentence (long, no closing punctuation, the next line going on in lower case).
 _SENTENCE_STOP = re.compile(r"\.(?=\s+[A-Z])|\n")
-_WRAPPED_LINE_MIN = 60
+_WRAPPED_LINE_MIN = 60  # as the sentence splitter reads a hard-wrapped line
 
 
 def _sentence_stop(text: str, pos: int) -> int:

@@ -86,7 +86,7 @@ def defer_quickumls() -> None:
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
 _STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
-_DICTATION_MIN_STOPS = 3  # full stops followed by a lower-case word before a note counts as lower-case dictation
+_DICTATION_MIN_STOPS = 3  # stops before a lower-case word a note needs to be read as lower-case dictation
 
 
 @Language.component("notecheck_sentences")
