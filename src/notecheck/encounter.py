@@ -194,23 +194,20 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     plain = res[4].match(rest)
     if plain is not None:
         return "negative", end + plain.start("word")
-    answer = None
     if fp.option_after is not None:  # 'Yes [ ]   No [x]': the word first, its box after it
         after = rx(fp.option_after)
         if after.match(rest, align) is not None and align <= fp.max_gap:
-            for opt in after.finditer(rest, align):
-                if res[1].search(opt.group("mark")):
-                    word = opt.group("word").strip()
-                    if res[2].match(word):
-                        answer = ("negative", end + opt.start("word"))
-                    elif res[3].match(word):
-                        answer = ("affirmative", end + opt.start("word"))
-            return answer
-    first = True
-    for opt in res[0].finditer(rest):
-        if first and (opt.start() - align > fp.max_gap or rest[: opt.start()].strip(" \t:?=-")):
-            return None
-        first = False
+            return _checked_answer(after.finditer(rest, align), res, end)
+    options = list(res[0].finditer(rest))
+    if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-")):
+        return None
+    return _checked_answer(options, res, end)
+
+
+def _checked_answer(options: Any, res: tuple[Any, ...], end: int) -> Optional[tuple[str, int]]:
+    """The last checked option that says no or yes, with its offset in the note."""
+    answer = None
+    for opt in options:
         if not res[1].search(opt.group("mark")):
             continue
         word = opt.group("word").strip()
