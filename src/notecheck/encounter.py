@@ -575,7 +575,8 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     """'Open reduction NOT required' in the body: a title or procedure line above it that names an open reduction is
     what was booked, not what was done. Only plain negations veto (not a plan, a history or another person's), and
     only what stands before them: a negation in the history does not undo the operation described after it. A body
-    line saying no such act was done here ('hip found reduced on arrival') vetoes the acts a title names."""
+    line saying no such act was done here ('hip found reduced on arrival') vetoes the acts a title names, and a
+    short first line's anaesthesia the body never names ('... UNDER GA' over ketamine sedation) is the booking's."""
     last: dict[tuple[str, str], int] = {}
     none_done = -1
     for m in mentions:
@@ -588,18 +589,30 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
                 and not any(cat.startswith("BLOCK_") for cat, _, _ in m.modifiers)):
             key = (m.field, str(m.value))
             last[key] = max(last.get(key, -1), m.start)
-    if not last and none_done < 0:
-        return
     first_line = text.find("\n", len(text) - len(text.lstrip())) if tv.first_line_is_title else -1
     title_line = rx(tv.title_line, _I) if tv.title_line else None
-    for m in mentions:
-        if not m.counted:
-            continue
-        titled = m.section in tv.title_sections or (m.section is None and m.end <= first_line) or (
+
+    def on_first_line(m: Mention) -> bool:
+        return m.section is None and m.end <= first_line
+
+    def titled(m: Mention) -> bool:
+        return m.section in tv.title_sections or on_first_line(m) or (
             title_line is not None and title_line.match(text, text.rfind("\n", 0, m.start) + 1, m.start) is not None)
-        if not titled:
+
+    body: dict[str, set[str]] = {}
+    if 0 <= first_line - (len(text) - len(text.lstrip())) <= tv.title_max_chars:
+        for m in mentions:
+            if m.counted and m.field in tv.body_decides and m.value is not None and not titled(m):
+                body.setdefault(m.field, set()).add(str(m.value))
+    if not last and none_done < 0 and not body:
+        return
+    for m in mentions:
+        if not m.counted or not titled(m):
             continue
-        if m.start < last.get((m.field, str(m.value)), -1):
+        if m.field in body and str(m.value) not in body[m.field] and on_first_line(m):
+            m.counted = False
+            m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body names another value)", m.start))
+        elif m.start < last.get((m.field, str(m.value)), -1):
             m.counted = False
             m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body negates it)", m.start))
         elif m.field in tv.none_vetoes and m.start < none_done and m.value not in (False, "false"):

@@ -395,6 +395,12 @@ class TitleVetoPolicy(_Strict):
                                         "was done in this encounter ('hip found reduced on arrival', 'no reduction "
                                         "manoeuvre'): one after the title vetoes every title mention of none_vetoes")
     none_vetoes: list[str] = Field(default_factory=list, description="title findings a none_done mention vetoes")
+    body_decides: list[str] = Field(default_factory=list, description="single-valued findings the body decides: "
+                                    "'... UNDER GA' on a short first line over a body whose only anaesthesia is "
+                                    "ketamine sedation names the booking, so a title value the body never names is "
+                                    "dropped")
+    title_max_chars: int = Field(default=160, ge=1, description="a first line longer than this is prose, not a "
+                                 "title, for body_decides")
 
 
 class OtherSitePolicy(_Strict):
@@ -549,7 +555,7 @@ class FindingsPolicy(_Strict):
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
                 *(self.other_site.fields if self.other_site else ()),
-                *(self.title_vetoes.fields if self.title_vetoes else ()),
+                *((*self.title_vetoes.fields, *self.title_vetoes.body_decides) if self.title_vetoes else ()),
                 *((self.linked.field,) if self.linked else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
 
