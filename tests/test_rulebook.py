@@ -99,6 +99,12 @@ def test_unknown_context_category(patterns):
         load_rulebook(patterns)
 
 
+def test_unknown_terminating_category(patterns):
+    _edit(patterns / "context_rules.json", lambda d: d["context_rules"][0].update(terminated_by=["HEER"]))
+    with pytest.raises(RulebookError, match=r"context_rules\.0 .*terminated_by names unknown category 'HEER'"):
+        load_rulebook(patterns)
+
+
 def test_two_context_rules_with_one_literal_are_refused(patterns):
     """A second rule with the same literal and category is shadowed by the first (its scope never applies)."""
     _edit(patterns / "context_rules.json", lambda d: d["context_rules"].append(dict(d["context_rules"][0])))

@@ -89,6 +89,10 @@ class ContextRuleSpec(_PatternRule):
     max_scope: Optional[int] = None
     allowed_types: Optional[list[str]] = None
     excluded_types: Optional[list[str]] = None
+    terminated_by: Optional[list[str]] = Field(default=None, description="cue categories that end this cue's scope "
+                                               "(medspaCy's own option): a history cue stops at a HERE marker ('No "
+                                               "manipulation done at our ER (hip already reduced at the referring "
+                                               "hospital)')")
     metadata: Optional[dict[str, Any]] = None
 
 
@@ -743,7 +747,7 @@ def _read(path: Path, model: type[BaseModel], root: Path) -> Any:
 
 
 CONTEXT_CATEGORIES = {"NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "HYPOTHETICAL", "GENERIC", "FAMILY",
-                      "TERMINATE", "PSEUDO", "PRE_REDUCTION", "POST_REDUCTION"}
+                      "TERMINATE", "PSEUDO", "PRE_REDUCTION", "POST_REDUCTION", "HERE"}
 # Target categories the extraction stage knows how to read besides the resolved fields and booleans.
 EXTRA_TARGET_CATEGORIES = {"imaging", "cpt_code", "icd10_code", "no_reduction"}
 
@@ -769,6 +773,10 @@ def _cross_check(book: Rulebook) -> None:
         if crule.category not in CONTEXT_CATEGORIES:
             raise RulebookError(f"context_rules.json: context_rules.{i} ({crule.literal!r}): unknown category "
                                 f"'{crule.category}' (known: {', '.join(sorted(CONTEXT_CATEGORIES))})")
+        for stop in crule.terminated_by or ():
+            if stop not in CONTEXT_CATEGORIES:
+                raise RulebookError(f"context_rules.json: context_rules.{i} ({crule.literal!r}): terminated_by names "
+                                    f"unknown category '{stop}'")
     for field_name in book.findings.referenced_fields():
         if field_name not in categories:
             raise RulebookError(f"findings.json: unknown field '{field_name}'")
