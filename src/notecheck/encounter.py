@@ -589,7 +589,8 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
                 and not any(cat.startswith("BLOCK_") for cat, _, _ in m.modifiers)):
             key = (m.field, str(m.value))
             last[key] = max(last.get(key, -1), m.start)
-    first_line = text.find("\n", len(text) - len(text.lstrip())) if tv.first_line_is_title else -1
+    lead = len(text) - len(text.lstrip())
+    first_line = text.find("\n", lead) if tv.first_line_is_title else -1
     title_line = rx(tv.title_line, _I) if tv.title_line else None
 
     def on_first_line(m: Mention) -> bool:
@@ -600,7 +601,7 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
             title_line is not None and title_line.match(text, text.rfind("\n", 0, m.start) + 1, m.start) is not None)
 
     body: dict[str, set[str]] = {}
-    if 0 <= first_line - (len(text) - len(text.lstrip())) <= tv.title_max_chars:
+    if 0 <= first_line - lead <= tv.title_max_chars:
         for m in mentions:
             if m.counted and m.field in tv.body_decides and m.value is not None and not titled(m):
                 body.setdefault(m.field, set()).add(str(m.value))
