@@ -39,10 +39,17 @@ def test_bad_regex_names_file_and_field(patterns):
     ("other_site.site", lambda d: d["other_site"].update(site="(unclosed")),
     ("claims_yield.claim_line", lambda d: d["claims_yield"].update(claim_line="[bad")),
     ("sound_alikes.0.heard", lambda d: d["sound_alikes"][0].update(heard="(unclosed")),
+    ("blocks.chronology.index_marker", lambda d: d["blocks"]["chronology"].update(index_marker="(unclosed")),
 ])
 def test_bad_regex_in_findings_policy_names_field(patterns, where, change):
     _edit(patterns / "findings.json", change)
     with pytest.raises(RulebookError, match=r"findings\.json: field " + where.replace(".", r"\.")):
+        load_rulebook(patterns)
+
+
+def test_a_chronology_entry_must_say_where_its_date_is(patterns):
+    _edit(patterns / "findings.json", lambda d: d["blocks"]["chronology"].update(entry=r"^\d\d/\d\d/\d\d"))
+    with pytest.raises(RulebookError, match=r"blocks\.chronology\.entry.*group named 'date'"):
         load_rulebook(patterns)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
-from notecheck.rulebook import BlockPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
+from notecheck.rulebook import BlockPolicy, ChronologyPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
 
 EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
                  "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated"}
@@ -107,8 +107,36 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                     continue  # at a line start: the line-start reading above has it
                 end = _sentence_stop(text, cue.end())
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
+    if bp.chronology is not None:
+        out.extend(_earlier_entries(text, bp.chronology))
     out.sort(key=lambda b: b[0])
     return out
+
+
+def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
+    """The entries of a dated chronology written before the encounter under review: the entry its first line marks
+    as the one at issue, else the header's date of service. Each entry runs to the next entry or blank line."""
+    entries = [m for m in rx(cp.entry, _IM).finditer(text)]
+    if len(entries) < 2:
+        return []
+    order = date_order(text)
+    dated = []
+    for i, m in enumerate(entries):
+        found = _FULL_DATE.match(text, m.start("date"))
+        readings = _readings(found, order) if found is not None else []
+        if not readings:
+            continue
+        end = entries[i + 1].start() if i + 1 < len(entries) else len(text)
+        blank = BLANK_LINE.search(text, m.end(), end)
+        line_end = text.find("\n", m.start())
+        line_end = len(text) if line_end == -1 else line_end
+        dated.append((m.start(), blank.start() if blank is not None else end, readings, text[m.start() : line_end]))
+    marked = [e for e in dated if rx(cp.index_marker).search(e[3])]
+    began = min(marked[0][2]) if marked else encounter_start(text, cp.service_date, cp.service_date_reach, order)
+    if began is None:
+        return []
+    return [(start, end, "prior", "B-CHRONOLOGY", line.strip()[:60], start) for start, end, readings, line in dated
+            if _day(max(readings)) <= _day(began) - cp.earlier_days]
 
 
 # How far before and after an anchor word a mid-line cue may begin and end.

@@ -229,11 +229,37 @@ class BlockRule(_Strict):
         return self
 
 
+class ChronologyPolicy(_Strict):
+    """A chronology of dated entries (a reviewer's summary of the records, a dated inpatient course): the entries dated
+    before the encounter under review are earlier episodes, whatever they say."""
+
+    entry: str = Field(description="regex for a line that opens a dated entry; group 'date' the entry's full date")
+    index_marker: str = Field(description="regex, in an entry's first line, naming it the encounter under review "
+                                          "('the encounter at issue', 'index admission')")
+    service_date: str = Field(description="regex for the header's date of service when no entry is marked; group "
+                                          "'date' where the date begins")
+    service_date_reach: int = Field(ge=0, description="characters from the note's start to look for it")
+    earlier_days: int = Field(ge=1, description="an entry this many days or more before the encounter is earlier")
+
+    @field_validator("entry", "index_marker", "service_date")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+    @field_validator("entry", "service_date")
+    @classmethod
+    def _names_the_date(cls, v: str) -> str:
+        if "date" not in re.compile(v, re.IGNORECASE).groupindex:
+            raise ValueError("needs a group named 'date' where the date begins")
+        return v
+
+
 class BlockPolicy(_Strict):
     """Block- and section-level context: ConText cues reach a few words, these reach a whole labelled block."""
 
     label_line: str = Field(description="regex for a line that starts a new labelled block ('Procedure:')")
     rules: list[BlockRule]
+    chronology: Optional[ChronologyPolicy] = None
     keeps: dict[str, list[str]] = Field(
         default_factory=dict, description="episode -> fields whose mentions still count inside such a block "
                                           "(a prosthesis named in the past history still decides the etiology)")
