@@ -53,6 +53,21 @@ def test_a_chronology_entry_must_say_where_its_date_is(patterns):
         load_rulebook(patterns)
 
 
+def test_a_block_rule_read_nowhere_is_refused(patterns):
+    def change(d):
+        rule = next(r for r in d["blocks"]["rules"] if r["id"] == "B-PLANNED-RISK-LIST")
+        rule["inline_sentence"] = False
+    _edit(patterns / "findings.json", change)
+    with pytest.raises(RulebookError, match="B-PLANNED-RISK-LIST: a rule not read at line starts needs inline_sentence"):
+        load_rulebook(patterns)
+
+
+def test_unknown_act_field_in_follow_up(patterns):
+    _edit(patterns / "findings.json", lambda d: d["follow_up"].update(act_fields=["no_such_field"]))
+    with pytest.raises(RulebookError, match="no_such_field"):
+        load_rulebook(patterns)
+
+
 def test_unknown_field_in_title_vetoes(patterns):
     _edit(patterns / "findings.json", lambda d: d["title_vetoes"].update(fields=["approach", "no_such_field"]))
     with pytest.raises(RulebookError, match="no_such_field"):

@@ -34,7 +34,7 @@ CLAUSE_BREAK = re.compile(r"\n|[.;](?:\s|$)")
 
 def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
     """One alternation over every block cue (one scan of the note), the labelled-line regex and the end markers."""
-    cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules))
+    cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules) if r.line_start)
     # Matched at line starts only (a few dozen tries per note, not one per character).
     scan = rx(r"[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")", _IM)
     return scan, rx(bp.label_line, _IM), [rx(r.until, _IM) if r.until else None for r in bp.rules]
@@ -103,7 +103,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                                 cue.start()))
         if rule.inline_sentence:
             for cue in _inline_cues(text, rule.pattern, rule.inline_anchor):
-                if not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
+                if rule.line_start and not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
                     continue  # at a line start: the line-start reading above has it
                 end = _sentence_stop(text, cue.end())
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
@@ -263,8 +263,11 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
         found = heading.search(text, 0, fu.head_chars)
     if found is not None and rx(fu.act_parts, _IM).search(text, found.end()) is not None:
         found = None  # the same document goes on to record the operation: its acts are this encounter's
+    act_sections: frozenset[str] = frozenset()
+    para = (0, 0)  # the no-act statement's paragraph, when that statement alone made this a follow-up
     if found is None:
         found = rx(fu.no_act, _I).search(text)
+        act_sections = frozenset(fu.act_sections)
         if found is not None and fu.one_hip and rx(fu.act_parts, _IM).search(text) is not None:
             clause = 0
             for brk in CLAUSE_BREAK.finditer(text, 0, found.start()):
@@ -273,13 +276,22 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
                 found = None  # an operation's record: 'R hip - surveillance, no intervention today' is about one hip
     if found is None:
         return
+    if act_sections:
+        before = [b.end() for b in BLANK_LINE.finditer(text, 0, found.start())]
+        after = BLANK_LINE.search(text, found.end())
+        para = (before[-1] if before else 0, after.start() if after is not None else len(text))
     cue = found.group(0).strip()[:60]
+    # A device fitted in the no-act statement's own procedure paragraph is this visit's, with what it implies.
+    own = {(m.start, m.end) for m in mentions if m.counted and m.field in fu.act_fields
+           and m.section in act_sections and para[0] <= m.start < para[1]}
     # A line that says an act was not done ("Reduction manoeuvre: [ ] yes [x] no") speaks of this visit too.
     negation_lines = {text.rfind("\n", 0, m.start) + 1 for m in mentions
                       if m.flags.get("is_negated") and m.field in fu.negation_today_fields}
     for m in mentions:
         if not m.counted or m.field not in fu.fields or m.value in (False, "false"):
             continue  # a 'no manoeuvre' answer speaks of this visit; only acts are the earlier treatment's
+        if (m.start, m.end) in own:
+            continue  # 'Procedure: Pavlik harness fitted ... No reduction manoeuvre performed today': this visit's
         start = text.rfind("\n", 0, m.start) + 1
         if start in negation_lines:
             continue

@@ -210,6 +210,9 @@ class BlockRule(_Strict):
     inline_sentence: bool = Field(default=False, description="also mid-line: the block runs from the cue to the end "
                                   "of its sentence ('... R hip normal. Plan from clinic (Dr F): traction, then closed "
                                   "reduction under GA.'), whatever cues inside it would end a ConText scope")
+    line_start: bool = Field(default=True, description="also read at line starts, where the block runs to the blank "
+                             "line or next label; false for a sentence's cue that is never a heading ('Risks ... "
+                             "discussed, including ...'), read only mid-line by `inline_sentence`")
     inline_anchor: Optional[str] = Field(default=None, description="regex for a word every cue of `pattern` contains "
                                          "('option|risk|consent|plan'): the mid-line searches (quoted, "
                                          "inline_sentence) then run only near its matches, so a pattern that may "
@@ -220,6 +223,12 @@ class BlockRule(_Strict):
     @classmethod
     def _compiles(cls, v: Optional[str]) -> Optional[str]:
         return _check_regex(v)
+
+    @model_validator(mode="after")
+    def _read_somewhere(self) -> "BlockRule":
+        if not self.line_start and not self.inline_sentence:
+            raise ValueError(f"block rule {self.id}: a rule not read at line starts needs inline_sentence")
+        return self
 
     @model_validator(mode="after")
     def _anchor_needs_inline(self) -> "BlockRule":
@@ -336,6 +345,13 @@ class FollowUpPolicy(_Strict):
     one_hip: Optional[Regex] = Field(default=None, description="regex for a hip named by its side ('R hip'): in an "
                                      "operation's record, a no-act statement whose clause names one hip ('R hip - "
                                      "surveillance, no intervention today') speaks of that hip, not of the operation")
+    act_sections: list[str] = Field(default_factory=list, description="sections that record this visit's own "
+                                    "procedure: when only a no-act statement ('no reduction manoeuvre today') made "
+                                    "the note a follow-up, an act of `act_fields` such a section records in that "
+                                    "statement's own paragraph ('Procedure: Pavlik harness fitted ... No reduction "
+                                    "manoeuvre performed today') was done at this visit, with what it implies")
+    act_fields: list[str] = Field(default_factory=list, description="fields of acts other than the one a no-act "
+                                  "statement denies (a device fitted), for `act_sections`")
 
     @field_validator("heading", "today", "no_act", "act_parts")
     @classmethod
@@ -581,7 +597,7 @@ class FindingsPolicy(_Strict):
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
                 *(f for c in self.consequences for f in (*c.when, c.field, c.needs, *c.unless)),
-                *(fu.fields if fu else ()), *(ev.anchor_fields if ev else ()),
+                *(fu.fields if fu else ()), *(fu.act_fields if fu else ()), *(ev.anchor_fields if ev else ()),
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
                 *(self.other_site.fields if self.other_site else ()),
