@@ -651,6 +651,12 @@ class Condition(_Strict):
         return self
 
     def holds(self, value: Any) -> bool:
+        """A list finding (the techniques) tested against single values is tested by its items: 'in' when any item
+        is listed, 'not_in' when none is; tested against lists ('in': [[]]), by the whole list."""
+        listed = self.in_ if self.in_ is not None else (self.not_in or [])
+        if isinstance(value, list) and not any(isinstance(x, list) for x in listed):
+            found = any(v in listed for v in value)
+            return found if self.in_ is not None else not found
         if self.in_ is not None:
             return value in self.in_
         return value not in (self.not_in or [])
