@@ -106,6 +106,14 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 if rule.line_start and not text[text.rfind("\n", 0, cue.start()) + 1 : cue.start()].strip():
                     continue  # at a line start: the line-start reading above has it
                 end = _sentence_stop(text, cue.end())
+                if not text[cue.end() : end].strip() and text[cue.end() - 1 : cue.end()] in ":-":
+                    # 'The case was discussed. Options discussed:' ends its line: the list below is the block,
+                    # to the blank line or the next section header, as for a heading
+                    blank = BLANK_LINE.search(text, cue.end())
+                    end = blank.start() if blank is not None else len(text)
+                    k_h = bisect.bisect_right(header_starts, cue.end())
+                    if k_h < len(header_starts):
+                        end = min(end, header_starts[k_h])
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     if bp.chronology is not None:
         out.extend(_earlier_entries(text, bp.chronology))
@@ -640,8 +648,21 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
         return m.section in tv.title_sections or on_first_line(m) or (
             title_line is not None and title_line.match(text, text.rfind("\n", 0, m.start) + 1, m.start) is not None)
 
+    short_first_line = 0 <= first_line - lead <= tv.title_max_chars
+
+    def short_title(m: Mention) -> bool:
+        """A short first line, or a short labelled title line ('PROCEDURE NOTE: CLOSED REDUCTION UNDER GA')."""
+        if on_first_line(m):
+            return short_first_line
+        if title_line is None:
+            return False
+        start = text.rfind("\n", 0, m.start) + 1
+        end = text.find("\n", m.end)
+        return (len(text) if end == -1 else end) - start <= tv.title_max_chars and \
+            title_line.match(text, start, m.start) is not None
+
     body: dict[str, set[str]] = {}
-    if 0 <= first_line - lead <= tv.title_max_chars:
+    if tv.body_decides:
         for m in mentions:
             if m.counted and m.field in tv.body_decides and m.value is not None and not titled(m):
                 body.setdefault(m.field, set()).add(str(m.value))
@@ -650,7 +671,7 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     for m in mentions:
         if not m.counted or not titled(m):
             continue
-        if m.field in body and str(m.value) not in body[m.field] and on_first_line(m):
+        if m.field in body and str(m.value) not in body[m.field] and short_title(m):
             m.counted = False
             m.modifiers.append(("OVERRIDDEN", "(title vetoed: the body names another value)", m.start))
         elif m.start < last.get((m.field, str(m.value)), -1):
