@@ -73,15 +73,9 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
             if i < len(closings[k]):
                 end = closings[k][i][1]
         if end is None:
-            end = len(text)
             if blanks is None:
                 blanks = [m.start() for m in BLANK_LINE.finditer(text)]
-            i = bisect.bisect_left(blanks, line_end)
-            if i < len(blanks):
-                end = blanks[i]
-            k_h = bisect.bisect_right(header_starts, line_end)
-            if k_h < len(header_starts):
-                end = min(end, header_starts[k_h])
+            end = _heading_end(line_end, len(text), blanks, header_starts)
             if text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None
                 if nxt is not None:
@@ -109,11 +103,9 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 if not text[cue.end() : end].strip() and text[cue.end() - 1 : cue.end()] in ":-":
                     # 'The case was discussed. Options discussed:' ends its line: the list below is the block,
                     # to the blank line or the next section header, as for a heading
-                    blank = BLANK_LINE.search(text, cue.end())
-                    end = blank.start() if blank is not None else len(text)
-                    k_h = bisect.bisect_right(header_starts, cue.end())
-                    if k_h < len(header_starts):
-                        end = min(end, header_starts[k_h])
+                    if blanks is None:
+                        blanks = [m.start() for m in BLANK_LINE.finditer(text)]
+                    end = _heading_end(cue.end(), len(text), blanks, header_starts)
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     if bp.chronology is not None:
         out.extend(_earlier_entries(text, bp.chronology))
@@ -121,10 +113,22 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
     return out
 
 
+def _heading_end(pos: int, text_end: int, blanks: list[int], header_starts: list[int]) -> int:
+    """Where a heading's block ends: the first blank line or section header after `pos`."""
+    end = text_end
+    i = bisect.bisect_left(blanks, pos)
+    if i < len(blanks):
+        end = blanks[i]
+    k_h = bisect.bisect_right(header_starts, pos)
+    if k_h < len(header_starts):
+        end = min(end, header_starts[k_h])
+    return end
+
+
 def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
     """The entries of a dated chronology written before the encounter under review: the entry its first line marks
     as the one at issue, else the header's date of service. Each entry runs to the next entry or blank line."""
-    entries = [m for m in rx(cp.entry, _IM).finditer(text)]
+    entries = list(rx(cp.entry, _IM).finditer(text))
     if len(entries) < 2:
         return []
     order = date_order(text)
@@ -139,7 +143,8 @@ def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
         line_end = text.find("\n", m.start())
         line_end = len(text) if line_end == -1 else line_end
         dated.append((m.start(), blank.start() if blank is not None else end, readings, text[m.start() : line_end]))
-    marked = [e for e in dated if rx(cp.index_marker).search(e[3])]
+    marker = rx(cp.index_marker)
+    marked = [e for e in dated if marker.search(e[3])]
     began = min(marked[0][2]) if marked else encounter_start(text, cp.service_date, cp.service_date_reach, order)
     if began is None:
         return []
