@@ -18,7 +18,8 @@ from notecheck.models import ReductionEvent, Resolution
 from notecheck.rulebook import BlockPolicy, ChronologyPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
 
 EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
-                 "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated"}
+                 "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated",
+                 "considered": "is_uncertain"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
 
@@ -76,7 +77,9 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
             if blanks is None:
                 blanks = [m.start() for m in BLANK_LINE.finditer(text)]
             end = _heading_end(line_end, len(text), blanks, header_starts)
-            if text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
+            if rule.own_line and text[found.end():line_end].strip(" \t:-*"):
+                end = line_end
+            elif text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None
                 if nxt is not None:
                     end = nxt.start()
@@ -377,6 +380,30 @@ def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
             m.modifiers.append(("OTHER_SITE", f"({found.group(0)})", found.start()))
 
 
+def discount_defined_abbreviations(text: str, mentions: list[Mention], da: Any) -> None:
+    """Letters the note itself spells out as a name ('Castleford District Hospital (CDH)') mean that name there: a
+    mention that is exactly those letters does not count, unless the spelled-out words say the same thing."""
+    minor = {w.lower() for w in da.minor_words}
+    defined: dict[str, tuple[int, int]] = {}
+    for found in rx(da.definition, 0).finditer(text):
+        words = [w for w in re.findall(r"[A-Za-z][\w'&-]*", found.group("words")) if w.lower() not in minor]
+        abbr = found.group("abbr")
+        for k in range(len(words) - len(abbr) + 1, -1, -1) if len(words) >= len(abbr) else ():
+            if "".join(w[0] for w in words[k : k + len(abbr)]).upper() == abbr.upper():
+                defined.setdefault(abbr, (found.start("words"), found.end("words")))
+                break
+    if not defined:
+        return
+    for m in mentions:
+        span = defined.get(m.text.strip())
+        if span is None or not m.counted:
+            continue
+        if any(o.field == m.field and span[0] <= o.start < span[1] for o in mentions):
+            continue  # 'congenital dislocation of the hip (CDH)': the words say it too
+        m.counted = False
+        m.modifiers.append(("OTHER_MEANING", f"({m.text.strip()}: {da.reason})", m.start))
+
+
 def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
     described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""
@@ -545,7 +572,7 @@ def _day(ymd: tuple[int, int, int]) -> int:
 
 
 def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, order: Optional[str] = None,
-                 same_day: Optional[str] = None) -> Optional[str]:
+                 same_day: Optional[str] = None, reach: int = _DATE_REACH) -> Optional[str]:
     """A full date in the mention's sentence that, read either way, falls at least `days` before the encounter
     began (a film the day before an operation belongs to its admission)."""
     line_start = text.rfind("\n", 0, m.start) + 1
@@ -571,9 +598,26 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, 
 
     found = min(dates, key=gap)
     between = text[min(m.end, found.end()) : max(m.start, found.start())]
-    if gap(found) > _DATE_REACH or (same_day and rx(same_day).search(between)):  # 'ED XR today - ... (THA 02/26/25)'
+    if gap(found) > reach or (same_day and rx(same_day).search(between)):  # 'ED XR today - ... (THA 02/26/25)'
         return None
     return found.group(0) if _day(max(_readings(found, order))) <= _day(start) - days else None
+
+
+def discount_dated_acts(text: str, mentions: list[Mention], da: Any, label: str, label_reach: int,
+                        same_day: Optional[str]) -> None:
+    """Acts whose own clause is dated well before the encounter's header date belong to an earlier episode, whether
+    or not a word says so ('#1 06/20/24 - reduced in OR under general')."""
+    order = date_order(text)
+    began = encounter_start(text, label, label_reach, order)
+    if began is None:
+        return
+    for m in mentions:
+        if m.field in da.fields and m.counted and m.value not in (None, False, "false"):
+            dated = dated_before(text, m, began, da.earlier_days, order, same_day, da.reach)
+            if dated is not None:
+                m.counted = False
+                m.flags["is_historical"] = True
+                m.modifiers.append(("HISTORICAL", f"(dated {dated}, before this encounter)", m.start))
 
 
 def negation_is_close(m: Mention, reach: int = 12) -> bool:
@@ -624,19 +668,32 @@ def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[s
                 break
 
 
-def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPolicy) -> None:
+def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPolicy,
+                           header_starts: Optional[list[int]] = None) -> None:
     """'Open reduction NOT required' in the body: a title or procedure line above it that names an open reduction is
     what was booked, not what was done. Only plain negations veto (not a plan, a history or another person's), and
     only what stands before them: a negation in the history does not undo the operation described after it. A body
     line saying no such act was done here ('hip found reduced on arrival') vetoes the acts a title names, and a
     short first line's anaesthesia the body never names ('... UNDER GA' over ketamine sedation) is the booking's."""
+    heads = header_starts or []
+
+    def in_title_section(m: Mention) -> bool:
+        """In a title section, near its header: a long 'Procedure:' section narrating the operation is body."""
+        if m.section not in tv.title_sections:
+            return False
+        if tv.title_reach is None:
+            return True
+        k = bisect.bisect_right(heads, m.start) - 1
+        return k < 0 or m.start - heads[k] <= tv.title_reach
+
     last: dict[tuple[str, str], int] = {}
     none_done = -1
     for m in mentions:
         if m.counted and any(
                 m.field == fv.field and (fv.value is None or str(m.value).lower() == fv.value) for fv in tv.none_done):
             none_done = max(none_done, m.start)
-        if (m.field in tv.fields and m.value is not None and m.section not in tv.title_sections
+        if (m.field in tv.fields and m.value is not None and not in_title_section(m)
+                and m.section not in tv.negation_ignore_sections
                 and m.flags.get("is_negated") and not (m.flags.get("is_hypothetical") or m.flags.get("is_historical")
                                                        or m.flags.get("is_family") or m.flags.get("is_uncertain"))
                 and not any(cat.startswith("BLOCK_") for cat, _, _ in m.modifiers)):
@@ -650,7 +707,7 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
         return m.section is None and m.end <= first_line
 
     def titled(m: Mention) -> bool:
-        return m.section in tv.title_sections or on_first_line(m) or (
+        return in_title_section(m) or on_first_line(m) or (
             title_line is not None and title_line.match(text, text.rfind("\n", 0, m.start) + 1, m.start) is not None)
 
     short_first_line = 0 <= first_line - lead <= tv.title_max_chars

@@ -21,6 +21,8 @@ from notecheck.encounter import (
     apply_corrections,
     date_order,
     dated_before,
+    discount_dated_acts,
+    discount_defined_abbreviations,
     discount_follow_up,
     discount_other_site,
     discount_overridden,
@@ -148,6 +150,19 @@ def _targets(doc: Doc, prepared: Any) -> list[_Target]:
 
 
 
+def _closes_between(text: str, start: int, end: int) -> bool:
+    """Whether a bracket opened before `start` closes before `end`."""
+    depth = 0
+    for ch in text[start:end]:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth < 0:
+                return True
+    return False
+
+
 def _header_starts(doc: Doc) -> list[int]:
     starts = []
     for sec in getattr(doc._, "sections", None) or []:
@@ -188,7 +203,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     for target, modifier in getattr(graph, "edges", None) or []:
         modifiers_of.setdefault((target.start, target.end, target.label), []).append(modifier)
     code_label = re.compile(policy.code_label_pattern)
-    blocks = find_blocks(text, _header_starts(doc), policy.blocks) if policy.blocks is not None else []
+    header_starts = _header_starts(doc)
+    blocks = find_blocks(text, header_starts, policy.blocks) if policy.blocks is not None else []
     block_starts = [b[0] for b in blocks]
     block_reach = list(itertools.accumulate((b[1] for b in blocks), max))  # furthest end of any earlier block
     keeps = policy.blocks.keeps if policy.blocks is not None else {}
@@ -200,16 +216,18 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         for attribute, setting in (rule.attributes or {}).items():  # a TargetRule may set a flag itself
             if attribute in flags:
                 flags[attribute] = bool(setting)
-        for mod in modifiers:
-            flag = CONTEXT_FLAGS.get(mod.category)
-            if flag in flags:
-                flags[flag] = True
         section = section_of(first)
         mods = []
         for mod in modifiers:
             ms, me = mod.modifier_span
             last = doc[me - 1]
-            mods.append((mod.category, text[token_starts[ms] : last.idx + len(last)], token_starts[ms]))
+            mod_start, mod_end = token_starts[ms], last.idx + len(last)
+            flag = CONTEXT_FLAGS.get(mod.category)
+            if flag == "is_negated" and mod_end <= start_char and _closes_between(text, mod_start, start_char):
+                continue  # 'MRI (in cast, no sedation) showed the head dislocated': a bracket's negation stays in it
+            if flag in flags:
+                flags[flag] = True
+            mods.append((mod.category, text[mod_start:mod_end], mod_start))
         if policy.forms is not None and label not in ("cpt_code", "icd10_code"):
             answer = form_answer(text, end_char, policy.forms, start_char)
             if answer is not None:
@@ -283,8 +301,10 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         apply_corrections(text, out, policy.corrections)
     if policy.other_site is not None:
         discount_other_site(text, out, policy.other_site)
+    if policy.defined_abbreviations is not None:
+        discount_defined_abbreviations(text, out, policy.defined_abbreviations)
     if policy.title_vetoes is not None:
-        discount_vetoed_titles(text, out, policy.title_vetoes)
+        discount_vetoed_titles(text, out, policy.title_vetoes, header_starts)
     if policy.claims_yield is not None:
         yield_claims(text, out, policy.claims_yield)
     return out
@@ -534,6 +554,9 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         if m.counted and code not in cpt:
             cpt.append(code)
 
+    if policy.dated_acts is not None and policy.imaging.encounter_date:
+        discount_dated_acts(read, mentions, policy.dated_acts, policy.imaging.encounter_date,
+                            policy.imaging.encounter_date_reach, policy.imaging.same_day)
     treated = [name for name, acts in policy.treated_fallback.items()
                if any(m.counted and m.value not in (None, False, "false")
                       and m.section not in policy.treated_fallback_skip_sections

@@ -202,7 +202,7 @@ class BlockRule(_Strict):
     teaching text. The block runs to the first blank line, the next labelled line or section header, or `until`."""
 
     id: str
-    episode: Literal["prior", "planned", "elsewhere", "generic", "spoken", "negated"]
+    episode: Literal["prior", "planned", "elsewhere", "generic", "spoken", "negated", "considered"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
@@ -213,6 +213,9 @@ class BlockRule(_Strict):
     line_start: bool = Field(default=True, description="also read at line starts, where the block runs to the blank "
                              "line or next label; false for a sentence's cue that is never a heading ('Risks ... "
                              "discussed, including ...'), read only mid-line by `inline_sentence`")
+    own_line: bool = Field(default=False, description="a cue with its own text on its line covers that line only "
+                           "('Differential: septic hip, teratologic'); alone on its line it still heads the list "
+                           "below")
     inline_anchor: Optional[str] = Field(default=None, description="regex for a word every cue of `pattern` contains "
                                          "('option|risk|consent|plan'): the mid-line searches (quoted, "
                                          "inline_sentence) then run only near its matches, so a pattern that may "
@@ -376,6 +379,17 @@ class EventPolicy(_Strict):
         return _check_regex(v)
 
 
+class DatedActsPolicy(_Strict):
+    """An act whose own clause carries a date well before the encounter's is an earlier episode's ('#1 06/20/24 -
+    reduced in OR under general', 'arthrotomy + washout R hip 02/05/25'), whether or not a word says so. The
+    encounter's date is the header's (imaging.encounter_date)."""
+
+    fields: list[str] = Field(description="fields whose mentions are acts of an episode of care")
+    reach: int = Field(ge=1, description="characters between an act and its date, within one sentence")
+    earlier_days: int = Field(ge=1, description="days before the encounter's date from which a dated act is an "
+                                                "earlier episode's")
+
+
 class DeviceOnlyPolicy(_Strict):
     """What a device-only encounter documents when the note is silent: a harness, brace, splint or traction applied
     with no reduction act and no anaesthesia named is treatment without anaesthesia (manipulation stays unstated)."""
@@ -447,6 +461,11 @@ class TitleVetoPolicy(_Strict):
                                     "dropped")
     title_max_chars: int = Field(default=160, ge=1, description="a first line longer than this is prose, not a "
                                  "title, for body_decides")
+    title_reach: Optional[int] = Field(default=None, ge=1, description="characters from a title section's header "
+                                       "within which it names the procedure; past them the section narrates it "
+                                       "('Procedure:' over the whole account) and is body")
+    negation_ignore_sections: list[str] = Field(default_factory=list, description="sections whose negations speak "
+                                                "of the future ('Plan: no active abduction'), not of what was done")
 
 
 class OtherSitePolicy(_Strict):
@@ -457,6 +476,16 @@ class OtherSitePolicy(_Strict):
     site: Regex = Field(description="regex for a body site other than the hip")
     hip: Regex = Field(description="regex for the hip and its parts; a clause naming one keeps the act")
     reach: int = Field(ge=1, description="characters either side of the mention, within its clause")
+
+
+class DefinedAbbreviationPolicy(_Strict):
+    """'Castleford District Hospital (CDH)': a note that spells out an abbreviation gives it that meaning, so the same
+    letters elsewhere in it are not our vocabulary's reading (congenital dislocation of the hip)."""
+
+    definition: Regex = Field(description="regex for a spelled-out name and its abbreviation in brackets; group "
+                                          "'words' the name, group 'abbr' the letters")
+    minor_words: list[str] = Field(default_factory=list, description="words left out of the initials ('of', 'the')")
+    reason: str
 
 
 class LinkedPolicy(_Strict):
@@ -508,6 +537,7 @@ class FindingsPolicy(_Strict):
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
+    defined_abbreviations: Optional[DefinedAbbreviationPolicy] = None
     title_vetoes: Optional[TitleVetoPolicy] = None
     linked: Optional[LinkedPolicy] = None
     reduced_means_dislocated: list[str] = Field(
@@ -530,6 +560,7 @@ class FindingsPolicy(_Strict):
         default="", description="regex (multiline) for a line that starts a new dated entry of a multi-day document; "
                                 "it ends the section before it")
     events: Optional[EventPolicy] = None
+    dated_acts: Optional[DatedActsPolicy] = None
     treated_side_acts: list[str] = Field(
         default_factory=list, description="fields whose mentions mark the treated side")
     treated_side_reach: int = Field(
