@@ -37,7 +37,7 @@ def _block_regexes(bp: BlockPolicy) -> tuple[Any, Any, list[Any]]:
     """One alternation over every block cue (one scan of the note), the labelled-line regex and the end markers."""
     cues = "|".join(f"(?P<b{i}>{r.pattern})" for i, r in enumerate(bp.rules) if r.line_start)
     # Matched at line starts only (a few dozen tries per note, not one per character).
-    scan = rx(r"[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)][ \t]*)?(?:" + cues + ")", _IM)
+    scan = rx(r"[ \t]*(?:[-*\u2022>]+[ \t]*|\d{1,2}[.)](?!\d)[ \t]*)?(?:" + cues + ")", _IM)
     return scan, rx(bp.label_line, _IM), [rx(r.until, _IM) if r.until else None for r in bp.rules]
 
 
@@ -414,6 +414,8 @@ def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     if not said:
         return
     claim_line = rx(cy.claim_line)
+    # A line that names a billed code ('procedure billing 27252 closed reduction hip') is a claim line too.
+    code_lines = {text.rfind("\n", 0, m.start) + 1 for m in mentions if m.field == "cpt_code" and m.counted}
     claims = []
     for m in mentions:
         if not m.counted or m.field not in cy.fields or m.value in (None, False, "false") or m.meta.get("implied"):
@@ -423,7 +425,8 @@ def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
         line = text[line_start : len(text) if line_end == -1 else line_end]
         # A title is short: a 'Procedure:' line that goes on to narrate the operation is the operation's account.
         if m.section in cy.claim_sections or not any(c.islower() for c in line) or (
-                len(line) <= cy.max_line and claim_line.match(text, line_start, m.start) is not None):
+                len(line) <= cy.max_line and (claim_line.match(text, line_start, m.start) is not None
+                                              or line_start in code_lines)):
             claims.append(m)
         else:
             return  # an act described in the body: the statement speaks of something else (another hip, a phase)

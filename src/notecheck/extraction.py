@@ -499,7 +499,19 @@ def _discount_other_side(side: str, mentions: list[Mention], policy: FindingsPol
             m.modifiers.append(("OTHER_SIDE", f"(other side: {own[0]})", m.start))
 
 
-def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Mention, Optional[str]]]:
+def _film_report(text: str, m: Mention, films: list[int], pre: Any, post: Any) -> Optional[str]:
+    """What a film's own report says, from the film to the end of its line or the next film: the hip out (before
+    the reduction) or back in (after it); None when it says neither or both."""
+    end = text.find("\n", m.end)
+    end = len(text) if end == -1 else end
+    k = bisect.bisect_right(films, m.start)
+    if k < len(films) and films[k] < end:
+        end = films[k]
+    out, back = pre.search(text, m.end, end) is not None, post.search(text, m.end, end) is not None
+    return "pre" if out and not back else "post" if back and not out else None
+
+
+def _imaging(mentions: list[Mention], policy: FindingsPolicy, text: str = "") -> list[tuple[Mention, Optional[str]]]:
     """Place each imaging mention before or after the reduction: ConText cue first, else section, else position."""
     ip = policy.imaging
     event = None
@@ -514,6 +526,9 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Ment
                   and m.value not in (False, "false")]
         event = min(events) if events else None
     placed = []
+    films = sorted(m.start for m in mentions if m.field == "imaging")
+    report_pre = rx(ip.report_pre) if ip.report_pre else None
+    report_post = rx(ip.report_post) if ip.report_post else None
     for m in mentions:
         if m.field != "imaging":
             continue
@@ -522,6 +537,9 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy) -> list[tuple[Ment
                 if cat in ("PRE_REDUCTION", "POST_REDUCTION")]
         if cues:
             when = "pre" if min(cues)[1] == "PRE_REDUCTION" else "post"
+        elif report_pre is not None and report_post is not None and text \
+                and (when := _film_report(text, m, films, report_pre, report_post)) is not None:
+            pass
         elif m.section in ip.pre_sections:
             when = "pre"
         elif m.section in ip.post_sections:
@@ -663,7 +681,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     order = date_order(read) if policy.imaging.encounter_date else None
     began = encounter_start(read, policy.imaging.encounter_date, policy.imaging.encounter_date_reach, order) \
         if policy.imaging.encounter_date else None
-    for m, when in _imaging(mentions, policy):
+    for m, when in _imaging(mentions, policy, read):
         if earlier_visit is not None and m.counted and any(
                 cat == "HISTORICAL" and earlier_visit.search(cue) for cat, cue, _ in m.modifiers):
             # A film from an earlier visit ('US last week', 'MRI in August') is not imaging of this encounter.

@@ -150,6 +150,11 @@ class ImagingPolicy(_Strict):
         description="groups of sections, in priority order, where the first reduction mention marks the event")
     any_section_event: bool = Field(
         default=False, description="when no listed section holds a reduction mention, the first one anywhere marks it")
+    report_pre: Optional[Regex] = Field(default=None, description="regex over a film's own report, from the film to "
+                                        "the end of its line or the next film ('Rö Becken (Schockraum, 20:52): head "
+                                        "dislocated'): a film that shows the hip out was taken before the reduction")
+    report_post: Optional[Regex] = Field(default=None, description="regex over a film's own report that shows the hip "
+                                         "back in ('concentric', 'reduced'): taken after the reduction")
     both_values: list[str] = Field(
         default_factory=list, description="imaging done as part of the reduction itself (an arthrogram shows the hip "
                                           "before and after): counts as both before and after")
