@@ -232,6 +232,10 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     if not rest:
         return None
     res = _form_regexes(fp)
+    if fp.grid_header is not None:
+        grid = _grid_answer(text, end, rest, fp, res)
+        if grid is not None:
+            return grid
     blank = res[5].match(rest)
     if blank is not None:
         return "blank", end + blank.start("word")
@@ -246,6 +250,38 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-")):
         return None
     return _checked_answer(options, res, end)
+
+
+_GRID_ROW = re.compile(r"[ \t]*(?:(?:\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\))[ \t]*){2,4}(?:\s|$)")
+_GRID_BOX = re.compile(r"\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\)")
+
+
+def _grid_answer(text: str, end: int, rest: str, fp: FormPolicy, res: tuple[Any, ...]) -> Optional[tuple[str, int]]:
+    """'Open reduction     [ ]   [x]' under a '   Yes   No' header: the checked box's column names the answer."""
+    if _GRID_ROW.match(rest) is None:
+        return None
+    header = None
+    for found in rx(fp.grid_header, _IM).finditer(text, max(0, end - fp.grid_reach), end):
+        header = found  # the nearest header above the row
+    if header is None:
+        return None
+    head_start = text.rfind("\n", 0, header.start()) + 1
+    labels = [(w.start() - head_start + len(w.group(0)) / 2, w.group(0))
+              for w in re.finditer(r"\S+(?:[ ](?!\s)\S+)?", text[head_start : header.end()])]
+    row_start = text.rfind("\n", 0, end) + 1
+    checked = res[1]
+    for box in _GRID_BOX.finditer(rest):
+        if box.start() > _GRID_ROW.match(rest).end():
+            break
+        if checked.search(box.group(0)):
+            centre = end - row_start + box.start() + len(box.group(0)) / 2
+            word = min(labels, key=lambda lab: abs(lab[0] - centre))[1]
+            if res[2].match(word):
+                return "negative", end + box.start()
+            if res[3].match(word):
+                return "affirmative", end + box.start()
+            return None
+    return None
 
 
 def _checked_answer(options: Any, res: tuple[Any, ...], end: int) -> Optional[tuple[str, int]]:
@@ -581,9 +617,19 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, 
     line_start = text.rfind("\n", 0, m.start) + 1
     line_end = text.find("\n", m.end)
     line_end = len(text) if line_end == -1 else line_end
+    wrapped = False
+    if line_start > 1 and not _SENTENCE_BREAK.search(text, line_start, m.start):
+        # a hard-wrapped sentence ('Hx: R hemiarthroplasty 11/12/2024 for ...\nfx (spinal for that case)') began
+        # on the line above, unless that line ended its sentence
+        above = text.rfind("\n", 0, line_start - 1) + 1
+        line_above = text[above : line_start - 1].rstrip()
+        if len(line_above) >= _WRAPPED_LINE_MIN and line_above[-1:] not in ".;:!?" \
+                and text[line_start : line_start + 1].islower():
+            line_start, wrapped = above, True
     lo = line_start
     for brk in _SENTENCE_BREAK.finditer(text, line_start, m.start):
-        lo = brk.end()
+        if not (wrapped and brk.group() == "\n"):
+            lo = brk.end()
     stop = _SENTENCE_BREAK.search(text, m.end, line_end)
     hi = stop.start() if stop is not None else line_end
     # The date nearest the mention is its date ('XR 09/10/2025 07:55 - dislocated; and post-op film 03/09/2025').

@@ -244,13 +244,19 @@ class RuleMatcher:
             for n in range(sent_of[t.start], sent_of[t.end - 1] + 1):
                 targets_in.setdefault(n, []).append(t)
         cues_in: dict[int, list[Any]] = {}
+        reaching: set[int] = set()  # copies of a cue placed in a later sentence its words run into
         for i, start, end in matches:
             n = sent_of[start]
-            if n not in targets_in:  # a cue in a sentence without targets can change nothing
-                continue
             rule = rules[i]
+            # medspaCy scopes a cue by its first word's sentence; a cue whose words run over a sentence break still
+            # limits the scopes of the cues in the sentences it reaches
             scope = cue_scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope)
-            cues_in.setdefault(n, []).append(ConTextModifier(rule, start, end, doc, *scope))
+            for k in range(n, sent_of[end - 1] + 1):
+                if k in targets_in:  # a cue in a sentence without targets can change nothing
+                    cue = ConTextModifier(rule, start, end, doc, *scope)
+                    if k != n:
+                        reaching.add(id(cue))
+                    cues_in.setdefault(k, []).append(cue)
         whole = ConTextGraph(prune_on_modifier_overlap=False)
         whole.targets, whole.modifiers = targets, []
         for n, cues in cues_in.items():
@@ -258,8 +264,8 @@ class RuleMatcher:
             graph.targets, graph.modifiers = targets_in[n], cues
             graph.update_scopes()
             graph.apply_modifiers()
-            whole.modifiers.extend(graph.modifiers)
-            whole.edges.extend(graph.edges)
+            whole.modifiers.extend(m for m in graph.modifiers if id(m) not in reaching)
+            whole.edges.extend(e for e in graph.edges if id(e[1]) not in reaching)
         if self.span_extensions:
             for target, modifier in whole.edges:
                 target._.modifiers += (modifier,)

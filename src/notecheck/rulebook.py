@@ -298,6 +298,10 @@ class FormPolicy(_Strict):
     blank_answer: str = Field(description="regex for a template field left unfilled ('Open reduction: ***'): the "
                                           "label documents nothing; group 'word' the placeholder")
     max_gap: int = Field(ge=0, description="characters allowed between the label and its first option")
+    grid_header: Optional[Regex] = Field(
+        default=None, description="regex (multiline) for a grid's header line of column labels ('   Yes   No'): a row "
+                                  "of bare boxes below it answers with the label of the checked box's column")
+    grid_reach: int = Field(default=2000, ge=1, description="characters above a row searched for its grid's header")
     option_after: Optional[str] = Field(
         default=None, description="regex for one option written word first, box after ('Yes [ ]   No [x]'): group "
                                   "'word' its text, group 'mark' the box")
