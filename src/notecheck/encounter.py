@@ -49,6 +49,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
     the next section header or (when the cue line carries its own text) the next labelled line; a rule's `until`
     marker closes a copied block instead, across blank lines and headers."""
     scan, label, until = _block_regexes(bp)
+    heading = rx(bp.heading_line, re.MULTILINE) if bp.heading_line else None
     out: list[Block] = []
     blanks: Optional[list[int]] = None
     closings: dict[int, list[tuple[int, int]]] = {}
@@ -77,7 +78,13 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
             if blanks is None:
                 blanks = [m.start() for m in BLANK_LINE.finditer(text)]
             end = _heading_end(line_end, len(text), blanks, header_starts)
-            if rule.own_line and text[found.end():line_end].strip(" \t:-*"):
+            own_text = text[found.end():line_end].strip(" \t:-*")
+            if rule.spans_paragraphs and heading is not None and not own_text:
+                nxt_heading = heading.search(text, line_end + 1)
+                k_h = bisect.bisect_right(header_starts, line_end)
+                end = min(nxt_heading.start() if nxt_heading is not None else len(text),
+                          header_starts[k_h] if k_h < len(header_starts) else len(text))
+            if rule.own_line and own_text:
                 end = line_end
             elif text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None

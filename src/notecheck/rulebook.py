@@ -218,6 +218,9 @@ class BlockRule(_Strict):
     line_start: bool = Field(default=True, description="also read at line starts, where the block runs to the blank "
                              "line or next label; false for a sentence's cue that is never a heading ('Risks ... "
                              "discussed, including ...'), read only mid-line by `inline_sentence`")
+    spans_paragraphs: bool = Field(default=False, description="a cue alone on its line heads a block that runs past "
+                                   "blank lines to the next heading line or section header ('Discussion' over "
+                                   "several numbered paragraphs)")
     own_line: bool = Field(default=False, description="a cue with its own text on its line covers that line only "
                            "('Differential: septic hip, teratologic'); alone on its line it still heads the list "
                            "below")
@@ -275,6 +278,9 @@ class BlockPolicy(_Strict):
     """Block- and section-level context: ConText cues reach a few words, these reach a whole labelled block."""
 
     label_line: str = Field(description="regex for a line that starts a new labelled block ('Procedure:')")
+    heading_line: Optional[Regex] = Field(
+        default=None, description="regex (multiline) for a heading on its own line ('Learning points'): where a "
+                                  "block that spans paragraphs ends")
     rules: list[BlockRule]
     chronology: Optional[ChronologyPolicy] = None
     keeps: dict[str, list[str]] = Field(
