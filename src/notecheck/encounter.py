@@ -86,7 +86,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                           header_starts[k_h] if k_h < len(header_starts) else len(text))
             if rule.own_line and own_text:
                 end = line_end
-            elif text[found.end():line_end].strip(" \t:-*"):  # the cue line has its own text: a label, not a heading
+            elif own_text:  # the cue line has its own text: a label, not a heading
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None
                 if nxt is not None:
                     end = nxt.start()
@@ -265,7 +265,8 @@ _GRID_BOX = re.compile(r"\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\)")
 
 def _grid_answer(text: str, end: int, rest: str, fp: FormPolicy, res: tuple[Any, ...]) -> Optional[tuple[str, int]]:
     """'Open reduction     [ ]   [x]' under a '   Yes   No' header: the checked box's column names the answer."""
-    if _GRID_ROW.match(rest) is None:
+    row = _GRID_ROW.match(rest)
+    if row is None:
         return None
     header = None
     for found in rx(fp.grid_header, _IM).finditer(text, max(0, end - fp.grid_reach), end):
@@ -278,7 +279,7 @@ def _grid_answer(text: str, end: int, rest: str, fp: FormPolicy, res: tuple[Any,
     row_start = text.rfind("\n", 0, end) + 1
     checked = res[1]
     for box in _GRID_BOX.finditer(rest):
-        if box.start() > _GRID_ROW.match(rest).end():
+        if box.start() > row.end():
             break
         if checked.search(box.group(0)):
             centre = end - row_start + box.start() + len(box.group(0)) / 2

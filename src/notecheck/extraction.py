@@ -535,11 +535,12 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy, text: str = "") ->
         when: Optional[str] = None
         cues = [(abs(start - m.start), cat) for cat, _, start in m.modifiers
                 if cat in ("PRE_REDUCTION", "POST_REDUCTION")]
+        report = _film_report(text, m, films, report_pre, report_post) \
+            if not cues and report_pre is not None and report_post is not None and text else None
         if cues:
             when = "pre" if min(cues)[1] == "PRE_REDUCTION" else "post"
-        elif report_pre is not None and report_post is not None and text \
-                and (when := _film_report(text, m, films, report_pre, report_post)) is not None:
-            pass
+        elif report is not None:  # the film's own report: 'Rö Becken (20:52): head dislocated'
+            when = report
         elif m.section in ip.pre_sections:
             when = "pre"
         elif m.section in ip.post_sections:
