@@ -213,7 +213,7 @@ def _sentence_stop(text: str, pos: int) -> int:
     return len(text)
 
 
-_ALIGN = re.compile(r"[ \t]*[:?=]?[ \t]*")
+_ALIGN = re.compile(r"[ \t]*(?:\.{3,}[ \t]*)?[:?=]?[ \t]*")  # dot leaders line answers up too ('GA ..... NO')
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
 _LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?(?=[ \t]*:)")
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
@@ -224,6 +224,10 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     """'Label: ( ) yes (x) no' or 'Label: No' right after a mention: ('negative' | 'affirmative' | 'blank', answer
     offset); 'blank' is a template field left unfilled ('Open reduction: ***').
     A label naming several things ('Manipulation/reduction manoeuvre: [x] no') answers for each of them."""
+    if fp.table_done_column is not None and start is not None:
+        row = _table_answer(text, start, fp)
+        if row is not None:
+            return row
     tail = _LABEL_TAIL.match(text, end, end + 56)
     if tail is None and start is not None and not text[text.rfind("\n", 0, start) + 1 : start].strip(" \t-*\u2022"):
         tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted at this facility: [ ] Yes [X] No'
@@ -232,7 +236,7 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     # The colon and the spaces that line a form's answers up in a column do not count towards the gap.
     align = _ALIGN.match(text, end, end + _FORM_LINE).end() - end
     head = text[end : end + align + fp.max_gap + 2]
-    if not _FORM_MARKS.intersection(head):  # most mentions run on into prose: no answer can follow them
+    if not _FORM_MARKS.intersection(head) and "..." not in head:  # most mentions run on into prose
         return None
     line_end = text.find("\n", end, end + _FORM_LINE)
     rest = text[end : min(len(text), end + _FORM_LINE) if line_end == -1 else line_end]
@@ -288,6 +292,64 @@ def _grid_answer(text: str, end: int, rest: str, fp: FormPolicy, res: tuple[Any,
                 return "negative", end + box.start()
             if res[3].match(word):
                 return "affirmative", end + box.start()
+            return None
+    return None
+
+
+_TABLE_LINE = re.compile(r"[ \t]*\|[^\n]*\|[^\n]*\|[ \t]*$")
+_TABLE_RULE = re.compile(r"[ \t]*\|[ \t:|+-]*-[ \t:|+-]*\|[ \t]*$")
+_TABLE_ROWS = 40  # lines searched above a row for its table's header
+
+
+def _table_answer(text: str, start: int, fp: FormPolicy) -> Optional[tuple[str, int]]:
+    """'| Femoral shortening osteotomy | Y | N |' under '| Procedure | Planned | Performed |': the row's cell in the
+    column that says whether it was done answers for the row (a wrapped row continues on lines with an empty first
+    cell)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end == -1 else line_end
+    if _TABLE_LINE.fullmatch(text, line_start, line_end) is None:
+        return None
+    lines: list[tuple[int, str]] = []  # the table's lines from this one upwards
+    pos = line_start
+    while len(lines) < _TABLE_ROWS:
+        end = text.find("\n", pos)
+        end = len(text) if end == -1 else end
+        line = text[pos:end]
+        if not _TABLE_LINE.fullmatch(line):
+            break
+        lines.append((pos, line))
+        if pos == 0:
+            break
+        pos = text.rfind("\n", 0, pos - 1) + 1
+    header = column = None
+    for k, (_, line) in enumerate(lines):
+        if _TABLE_RULE.fullmatch(line) and k + 1 < len(lines):
+            header = lines[k + 1][1]
+            break
+    if header is None:
+        return None
+    done = rx(fp.table_done_column)
+    for k, cell in enumerate(header.split("|")):
+        if done.fullmatch(cell.strip()):
+            column = k
+    if column is None:
+        return None
+    res = _form_regexes(fp)
+    for row_start, line in lines:  # a wrapped row: up to its first line, the one whose first cell is filled
+        if _TABLE_RULE.fullmatch(line):
+            return None
+        cells = line.split("|")
+        if len(cells) > 1 and cells[1].strip():
+            if column >= len(cells) or text.count("|", line_start, start) >= column:
+                return None  # the mention is itself in the answer column (or beyond it)
+            cell = cells[column]
+            offset = row_start + sum(len(c) + 1 for c in cells[:column]) + len(cell) - len(cell.lstrip())
+            value = cell.strip()
+            if res[2].match(value):
+                return "negative", offset
+            if res[3].match(value):
+                return "affirmative", offset
             return None
     return None
 
@@ -783,7 +845,9 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     body: dict[str, set[str]] = {}
     if tv.body_decides:
         for m in mentions:
-            if m.counted and m.field in tv.body_decides and m.value is not None and not titled(m):
+            # only what the body states names a value: 'spica' implies a closed approach, it does not name one
+            if m.counted and m.field in tv.body_decides and m.value is not None and not titled(m) \
+                    and not m.meta.get("implied"):
                 body.setdefault(m.field, set()).add(str(m.value))
     if not last and none_done < 0 and not body:
         return
