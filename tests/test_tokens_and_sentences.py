@@ -15,7 +15,7 @@ NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.tx
 def _reference(doc):
     """The rule, token by token: a sentence starts after . ! ? (unless a lower-case word follows) and after a line
     break, unless the line looks hard-wrapped; a full stop right after an abbreviation ("incl.", "approx.") does
-    not end the sentence when a word or number follows. In lower-case dictation (most full stops followed by a
+    not end the sentence when a word or number follows, nor does a '?' glued to the word after it ('?ORIF'). In lower-case dictation (most full stops followed by a
     lower-case word) a lower-case word after a full stop starts a sentence too, unless an abbreviation or a single
     letter precedes the stop."""
     text, words, n = doc.text, [t.text for t in doc], len(doc)
@@ -43,6 +43,9 @@ def _reference(doc):
                 and i + 1 < n and words[i + 1][:1].isalnum() \
                 and (words[i - 1].lower() in _ABBREVIATIONS or (next_lower and len(words[i - 1]) < 2)):
             start_next = False
+        if start_next and w == "?" and not doc[i].whitespace_ and i + 1 < n \
+                and (words[i + 1][:1].isalpha() or words[i + 1][:1] == "#"):
+            start_next = False  # a query prefix ('?ORIF') opens the words it doubts
     return starts
 
 
@@ -54,6 +57,7 @@ AWKWARD = [
     "Risks incl. General anesthesia. Approx. 2 cm. Ends incl.", "Bilat. Hips reduced. vs. Open",
     "plan harness. a harness was fitted. no manipulation. e. coli noted. approx. two weeks. then review",
     "reduced at another hospital (Kuang-Tien?) under GA. Seen (why not?). Next [sic.] line",
+    "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 
 

@@ -655,17 +655,26 @@ def date_order(text: str) -> Optional[str]:
     return "mdy" if month_first and not day_first else "dmy" if day_first and not month_first else None
 
 
-def encounter_start(text: str, label: str, reach: int,
-                    order: Optional[str] = None) -> Optional[tuple[int, int, int]]:
-    """The earliest date the header gives the encounter ('Date of service: 06/08/2025', 'Hospitalisation: 06-11-2023
-    until 22-11-2023'), as its earliest reading; None when the header names none."""
-    starts = []
+def encounter_dates(text: str, label: str, reach: int,
+                    order: Optional[str] = None) -> Optional[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+    """The earliest and the latest date the header gives the encounter ('Date of service: 06/08/2025',
+    'Hospitalisation: 06-11-2023 until 22-11-2023'), each read the way that places it earliest or latest; None when
+    the header names none."""
+    starts, ends = [], []
     for m in rx(label, _IM).finditer(text, 0, reach):
         found = _FULL_DATE.match(text, m.start("date"))
         readings = _readings(found, order) if found is not None else []
         if readings:
             starts.append(min(readings))
-    return min(starts) if starts else None
+            ends.append(max(readings))
+    return (min(starts), max(ends)) if starts else None
+
+
+def encounter_start(text: str, label: str, reach: int,
+                    order: Optional[str] = None) -> Optional[tuple[int, int, int]]:
+    """The earliest date the header gives the encounter, as its earliest reading; None when the header names none."""
+    dates = encounter_dates(text, label, reach, order)
+    return dates[0] if dates is not None else None
 
 
 _DATE_REACH = 40  # a film's own date is written beside it
@@ -680,10 +689,11 @@ def _day(ymd: tuple[int, int, int]) -> int:
         return 10**9
 
 
-def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, order: Optional[str] = None,
-                 same_day: Optional[str] = None, reach: int = _DATE_REACH) -> Optional[str]:
-    """A full date in the mention's sentence that, read either way, falls at least `days` before the encounter
-    began (a film the day before an operation belongs to its admission)."""
+def act_date(text: str, m: Mention, year: int, order: Optional[str] = None, same_day: Optional[str] = None,
+             reach: int = _DATE_REACH) -> Optional[tuple[str, list[tuple[int, int, int]], bool]]:
+    """The date written in the mention's own sentence, nearest it, with its readings ('XR 09/10/2025 07:55 -
+    dislocated') and whether it is a full date; a yearless 'US 07/28' right beside the mention takes `year`. None when
+    the sentence has none, or when a same-day word stands between (ED XR today - ... (THA 02/26/25))."""
     line_start = text.rfind("\n", 0, m.start) + 1
     line_end = text.find("\n", m.end)
     line_end = len(text) if line_end == -1 else line_end
@@ -702,41 +712,56 @@ def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, 
             lo = brk.end()
     stop = _SENTENCE_BREAK.search(text, m.end, line_end)
     hi = stop.start() if stop is not None else line_end
-    # The date nearest the mention is its date ('XR 09/10/2025 07:55 - dislocated; and post-op film 03/09/2025').
     dates = [f for f in _FULL_DATE.finditer(text, lo, hi) if _readings(f, order)]
     if not dates:
-        # 'US 07/28' with no year: the encounter's year, when the date stands right beside the film.
         short = _SHORT_DATE.match(text, m.end)
         if short is None:
             return None
-        readings = _valid(start[0], _month_day(int(short.group("a")), int(short.group("b")), order))
-        return short.group(0).strip(" \t(") if readings and _day(max(readings)) <= _day(start) - days else None
+        readings = _valid(year, _month_day(int(short.group("a")), int(short.group("b")), order))
+        return (short.group(0).strip(" \t("), readings, False) if readings else None
 
     def gap(f: re.Match[str]) -> int:
         return f.start() - m.end if f.start() >= m.end else m.start - f.end() + 1
 
     found = min(dates, key=gap)
     between = text[min(m.end, found.end()) : max(m.start, found.start())]
-    if gap(found) > reach or (same_day and rx(same_day).search(between)):  # 'ED XR today - ... (THA 02/26/25)'
+    if gap(found) > reach or (same_day and rx(same_day).search(between)):
         return None
-    return found.group(0) if _day(max(_readings(found, order))) <= _day(start) - days else None
+    return found.group(0), _readings(found, order), True
+
+
+def dated_before(text: str, m: Mention, start: tuple[int, int, int], days: int, order: Optional[str] = None,
+                 same_day: Optional[str] = None, reach: int = _DATE_REACH) -> Optional[str]:
+    """A date in the mention's sentence that, read either way, falls at least `days` before the encounter began (a
+    film the day before an operation belongs to its admission)."""
+    dated = act_date(text, m, start[0], order, same_day, reach)
+    return dated[0] if dated is not None and _day(max(dated[1])) <= _day(start) - days else None
 
 
 def discount_dated_acts(text: str, mentions: list[Mention], da: Any, label: str, label_reach: int,
                         same_day: Optional[str]) -> None:
-    """Acts whose own clause is dated well before the encounter's header date belong to an earlier episode, whether
-    or not a word says so ('#1 06/20/24 - reduced in OR under general')."""
+    """Acts whose own clause is dated well before the encounter's header date belong to an earlier episode, and
+    those dated well after its last header date to a later one, whether or not a word says so ('#1 06/20/24 -
+    reduced in OR under general'; 'a repeat open reduction on 04/09/2021' in a review of the 02/18/2021 operation)."""
     order = date_order(text)
-    began = encounter_start(text, label, label_reach, order)
-    if began is None:
+    dates = encounter_dates(text, label, label_reach, order)
+    if dates is None:
         return
+    began, ended = dates
     for m in mentions:
         if m.field in da.fields and m.counted and m.value not in (None, False, "false"):
-            dated = dated_before(text, m, began, da.earlier_days, order, same_day, da.reach)
-            if dated is not None:
-                m.counted = False
-                m.flags["is_historical"] = True
-                m.modifiers.append(("HISTORICAL", f"(dated {dated}, before this encounter)", m.start))
+            dated = act_date(text, m, began[0], order, same_day, da.reach)
+            if dated is None:
+                continue
+            if _day(max(dated[1])) <= _day(began) - da.earlier_days:
+                m.modifiers.append(("HISTORICAL", f"(dated {dated[0]}, before this encounter)", m.start))
+            elif da.later_days is not None and dated[2] and _day(min(dated[1])) >= _day(ended) + da.later_days:
+                # only a full date: a yearless '3/12' may be an age or a span ('spica for 3/12')
+                m.modifiers.append(("HISTORICAL", f"(dated {dated[0]}, after this encounter)", m.start))
+            else:
+                continue
+            m.counted = False
+            m.flags["is_historical"] = True
 
 
 def negation_is_close(m: Mention, reach: int = 12) -> bool:
@@ -751,6 +776,16 @@ def only_historical(m: Mention, policy: FindingsPolicy) -> bool:
     ignored section or block)."""
     f = m.flags
     return (f["is_historical"] and not (f["is_negated"] or f["is_hypothetical"] or f["is_uncertain"] or f["is_family"])
+            and m.section not in policy.ignore_sections and m.value is not None
+            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
+                        for cat, _, _ in m.modifiers))
+
+
+def only_queried(m: Mention, policy: FindingsPolicy) -> bool:
+    """Discounted for a doubt cue beside it and for nothing else (not negated, past, planned, another person's, in an
+    ignored section, or in a differential, options or other block)."""
+    f = m.flags
+    return (f["is_uncertain"] and not (f["is_negated"] or f["is_historical"] or f["is_hypothetical"] or f["is_family"])
             and m.section not in policy.ignore_sections and m.value is not None
             and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
                         for cat, _, _ in m.modifiers))
@@ -823,7 +858,7 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     title_line = rx(tv.title_line, _I) if tv.title_line else None
 
     def on_first_line(m: Mention) -> bool:
-        return m.section is None and m.end <= first_line
+        return m.end <= first_line
 
     def titled(m: Mention) -> bool:
         return in_title_section(m) or on_first_line(m) or (

@@ -33,6 +33,7 @@ from notecheck.encounter import (
     negation_is_close,
     only_historical,
     only_planned,
+    only_queried,
     promote,
     reduction_events,
     rx,
@@ -589,6 +590,17 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                         keep_past.search(text) for cat, text, _ in m.modifiers if cat == "HISTORICAL")):
                     m.counted = True
                     m.modifiers.append(("HISTORICAL_FALLBACK", "(nothing current; the past state stands)", m.start))
+    wd = policy.working_diagnosis_fallback
+    if wd is not None and any(m.counted and m.value not in (None, False, "false") and not m.meta.get("implied")
+                              for a in wd.acts for m in by_field.get(a, [])):
+        for name in wd.fields:
+            ms = by_field.get(name, [])
+            if ms and not any(m.counted for m in ms):
+                for m in ms:
+                    if only_queried(m, policy):
+                        m.counted = True
+                        m.modifiers.append(("WORKING_DIAGNOSIS", "(nothing confirmed; the hip was treated for "
+                                            "this working diagnosis)", m.start))
     for name, kept in policy.planned_state_fallback.items():
         ms = by_field.get(name, [])
         if ms and not any(m.counted for m in ms):

@@ -127,6 +127,8 @@ def split_sentences(doc: Doc) -> Doc:
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
         elif w in _END_PUNCT and (dictation or not nxt.islower()) and nxt[:1] not in _CLOSERS and i + 1 < n:
+            if w == "?" and start + 1 == offsets[i + 1] and (nxt[:1].isalpha() or nxt == "#"):
+                continue  # a query prefix ('?ORIF', '?#NOF') opens the words it doubts
             if w == "." and i and offsets[i - 1] + lengths[i - 1] == start and nxt[:1].isalnum():
                 before = text[offsets[i - 1] : start].lower()
                 if before in _ABBREVIATIONS or (nxt.islower() and len(before) < 2):

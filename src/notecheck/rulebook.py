@@ -406,6 +406,19 @@ class DatedActsPolicy(_Strict):
     reach: int = Field(ge=1, description="characters between an act and its date, within one sentence")
     earlier_days: int = Field(ge=1, description="days before the encounter's date from which a dated act is an "
                                                 "earlier episode's")
+    later_days: Optional[int] = Field(default=None, ge=1, description="days after the encounter's last header date "
+                                      "from which a dated act is a later episode's (a review of one operation "
+                                      "that recounts the revision weeks later)")
+
+
+class WorkingDiagnosis(_Strict):
+    """A queried diagnosis ('?anterior hip dislocation') is the working diagnosis of a hip that was then reduced: when
+    nothing confirms or replaces it, it names the condition treated."""
+
+    fields: list[str] = Field(description="fields that, when no mention counts, take the mentions discounted only "
+                                          "for being queried")
+    acts: list[str] = Field(description="fields whose counted, stated (not implied) mention shows the hip was "
+                                        "reduced")
 
 
 class DeviceOnlyPolicy(_Strict):
@@ -616,6 +629,7 @@ class FindingsPolicy(_Strict):
     historical_fallback: list[str] = Field(
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
+    working_diagnosis_fallback: Optional[WorkingDiagnosis] = None
     planned_state_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> values that, when no mention of the field counts, a mention "
                                           "discounted only for a plan cue still gives: 'planned treatment of a luxated "
@@ -641,6 +655,8 @@ class FindingsPolicy(_Strict):
         return [*self.fields, *self.field_ignore_sections, *self.side_specific,
                 *(f for fs in (bl.keeps.values() if bl else ()) for f in fs),
                 *self.last_statement_wins, *self.historical_fallback, *self.planned_state_fallback,
+                *(self.working_diagnosis_fallback.fields if self.working_diagnosis_fallback else ()),
+                *(self.working_diagnosis_fallback.acts if self.working_diagnosis_fallback else ()),
                 *self.treated_side_acts,
                 *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
