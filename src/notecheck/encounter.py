@@ -217,6 +217,8 @@ _ALIGN = re.compile(r"[ \t]*(?:\.{3,}[ \t]*)?[:?=]?[ \t]*")  # dot leaders line 
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
 _LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?(?=[ \t]*:)")
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
+_ROW_LABEL_TAIL = re.compile(r"(?:[^\n\[(:\u2610\u2611\u2612]|\([^)\n]{2,30}\)){1,40}?"
+                             r"(?=[ \t]{2,}[\[(\u2610\u2611\u2612])")
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
@@ -229,8 +231,13 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
         if row is not None:
             return row
     tail = _LABEL_TAIL.match(text, end, end + 56)
-    if tail is None and start is not None and not text[text.rfind("\n", 0, start) + 1 : start].strip(" \t-*\u2022"):
-        tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted at this facility: [ ] Yes [X] No'
+    if tail is None and start is not None:
+        before = text[text.rfind("\n", 0, start) + 1 : start]
+        if not before.strip(" \t-*\u2022"):
+            tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted here: [ ] Yes [X] No'
+        if tail is None and not _FORM_MARKS.intersection(before.replace("(", "").replace("-", "")):
+            # 'Open reduction - medial (Ludloff)     [ ] Rt   [ ] Lt': a form row's label runs to its boxes
+            tail = _ROW_LABEL_TAIL.match(text, end, end + 56)
     if tail is not None:
         end = tail.end()
     # The colon and the spaces that line a form's answers up in a column do not count towards the gap.
@@ -260,6 +267,13 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     options = list(res[0].finditer(rest))
     if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-")):
         return None
+    if options and fp.side_option is not None and all(rx(fp.side_option).fullmatch(o.group("word").strip())
+                                                       for o in options):
+        # 'Femoral shortening   [ ] Rt   [ ] Lt': done on the side checked, on neither when none is
+        ticked = [o for o in options if res[1].search(o.group("mark"))]
+        if ticked:
+            return "affirmative", end + ticked[0].start("word")
+        return "negative", end + options[0].start("word")
     return _checked_answer(options, res, end)
 
 

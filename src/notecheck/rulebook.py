@@ -308,6 +308,9 @@ class FormPolicy(_Strict):
         default=None, description="regex (multiline) for a grid's header line of column labels ('   Yes   No'): a row "
                                   "of bare boxes below it answers with the label of the checked box's column")
     grid_reach: int = Field(default=2000, ge=1, description="characters above a row searched for its grid's header")
+    side_option: Optional[Regex] = Field(
+        default=None, description="regex for an option that names a side ('[x] Rt  [ ] Lt'): a label whose options "
+                                  "are all sides was done when a side is checked, and not done when none is")
     table_done_column: Optional[Regex] = Field(
         default=None, description="regex for a pipe table's header cell naming whether a row was done ('Performed', "
                                   "'Status'): a row's cell in that column answers for the findings in the row")
