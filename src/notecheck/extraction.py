@@ -690,6 +690,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     if reduced_here and any(m.counted for f in policy.imaging.no_act_fields for m in by_field.get(f, [])) \
             and values.get("manipulation") != "true":
         reduced_here = False
+    if values.get("manipulation") == "false":  # a device fitted with no manoeuvre: no reduction to be before or after
+        reduced_here = False
     earlier_visit = rx(policy.imaging.earlier_visit) if policy.imaging.earlier_visit else None
     order = date_order(read) if policy.imaging.encounter_date else None
     began = encounter_start(read, policy.imaging.encounter_date, policy.imaging.encounter_date_reach, order) \
