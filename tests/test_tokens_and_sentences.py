@@ -33,8 +33,9 @@ def _reference(doc):
             line = text[text.rfind("\n", 0, idx) + 1 : idx].rstrip()
             nxt = words[i + 1] if i + 1 < n else ""
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
+            opens = nxt == "(" and i + 2 < n and words[i + 2][:1].islower()
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and (nxt[:1].islower() or indent >= _CONTINUATION_INDENT))
+                       and (nxt[:1].islower() or opens or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
             continue
         next_lower = i + 1 < n and words[i + 1][:1].islower()
@@ -57,6 +58,8 @@ AWKWARD = [
     "Risks incl. General anesthesia. Approx. 2 cm. Ends incl.", "Bilat. Hips reduced. vs. Open",
     "plan harness. a harness was fitted. no manipulation. e. coli noted. approx. two weeks. then review",
     "reduced at another hospital (Kuang-Tien?) under GA. Seen (why not?). Next [sic.] line",
+    "A long line that goes on and on without any closing punctuation at all here\n(continued in a bracket) ok",
+    "A long line that goes on and on without any closing punctuation at all here\n(Not continued) ok",
     "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 

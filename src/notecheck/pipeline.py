@@ -122,8 +122,10 @@ def split_sentences(doc: Doc) -> Doc:
             line = text[text.rfind("\n", 0, start) + 1 : start].rstrip()
             # A continuation line in a "LABEL:   value" template is indented far past the label.
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
+            # a wrapped line may go on with a bracket ('une réduction chirurgicale\n(voie médiale) serait ...')
+            opens = nxt == "(" and i + 2 < n and text[offsets[i + 2] : offsets[i + 2] + 1].islower()
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and (nxt.islower() or indent >= _CONTINUATION_INDENT))
+                       and (nxt.islower() or opens or indent >= _CONTINUATION_INDENT))
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
         elif w in _END_PUNCT and (dictation or not nxt.islower()) and nxt[:1] not in _CLOSERS and i + 1 < n:
