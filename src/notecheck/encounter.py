@@ -274,9 +274,22 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
         if ticked:
             return "affirmative", end + ticked[0].start("word")
         return "negative", end + options[0].start("word")
-    return _checked_answer(options, res, end)
+    answer = _checked_answer(options, res, end)
+    if answer is None and options:
+        # 'Closed reduction: [ ] performed [ ] not performed   Anesthesia: ...': a question nobody answered
+        # documents nothing (its options end where the line's next label begins)
+        nxt = _NEXT_LABEL.search(rest, options[0].end())
+        marks = _BOX_WORDS.findall(rest, 0, nxt.start() if nxt is not None else len(rest))
+        if marks and not any(res[1].search(mark) for mark, _ in marks) \
+                and any(res[2].match(word.strip()) for _, word in marks):
+            return "blank", end + options[0].start("word")
+    return answer
 
 
+_NEXT_LABEL = re.compile(r"[ \t]{2,}[A-Za-z][\w /]{0,30}:")
+_BOX_WORDS = re.compile(r"(\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\)|[\u2610\u2611\u2612\u25a1\u25a0])"
+                        r"[ \t]*([A-Za-z][A-Za-z/ -]{0,24}?)"
+                        r"(?=[ \t]*(?:[\[(\u2610\u2611\u2612\u25a1\u25a0]|$)|[ \t]{2,})")
 _GRID_ROW = re.compile(r"[ \t]*(?:(?:\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\))[ \t]*){2,4}(?:\s|$)")
 _GRID_BOX = re.compile(r"\[\s*[^\]\n]?\s*\]|\(\s*[^)\n]?\s*\)")
 
