@@ -141,6 +141,13 @@ def test_requirement_on_unknown_finding(patterns):
         load_rulebook(patterns)
 
 
+def test_a_requirement_not_for_an_unknown_code_is_refused(patterns):
+    _edit(patterns / "families" / "hip_dislocation.json",
+          lambda d: d["common_requirements"][0].update(not_for=["27999"]))
+    with pytest.raises(RulebookError, match=r"hip_dislocation\.json: requirement imaging_pre: not_for names 27999"):
+        load_rulebook(patterns)
+
+
 def test_no_event_rule_on_unknown_finding(patterns):
     _edit(patterns / "findings.json", lambda d: d["no_event"][0]["reset"].update(anaesthesia="unknown"))
     with pytest.raises(RulebookError, match=r"findings\.json: no_event\.0: unknown finding 'anaesthesia'"):

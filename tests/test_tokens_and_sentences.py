@@ -6,7 +6,14 @@ import re
 import pytest
 from conftest import ROOT
 
-from notecheck.pipeline import _ABBREVIATIONS, _CONTINUATION_INDENT, _DICTATION_MIN_STOPS, _END_PUNCT, _WRAP_MIN_LINE
+from notecheck.pipeline import (
+    _ABBREVIATIONS,
+    _CONTINUATION_INDENT,
+    _DICTATION_MIN_STOPS,
+    _END_PUNCT,
+    _HANGING_WORDS,
+    _WRAP_MIN_LINE,
+)
 
 NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
          + sorted(ROOT.glob("holdout*/*.txt")) + sorted(ROOT.glob("writers/*/*.txt")))
@@ -34,8 +41,9 @@ def _reference(doc):
             nxt = words[i + 1] if i + 1 < n else ""
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             opens = nxt == "(" and i + 2 < n and words[i + 2][:1].islower()
+            hangs = line.split(" ")[-1].lower() in _HANGING_WORDS
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and (nxt[:1].islower() or opens or indent >= _CONTINUATION_INDENT))
+                       and (nxt[:1].islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
             continue
         next_lower = i + 1 < n and words[i + 1][:1].islower()
@@ -60,6 +68,8 @@ AWKWARD = [
     "reduced at another hospital (Kuang-Tien?) under GA. Seen (why not?). Next [sic.] line",
     "A long line that goes on and on without any closing punctuation at all here\n(continued in a bracket) ok",
     "A long line that goes on and on without any closing punctuation at all here\n(Not continued) ok",
+    "A long line that goes on and on without any closing punctuation and then ends on an\n\"Open\" word",
+    "A long line that goes on and on without any closing punctuation and then ends on The\nNext line",
     "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 

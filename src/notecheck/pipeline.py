@@ -83,6 +83,8 @@ def defer_quickumls() -> None:
         sys.modules.pop("quickumls.spacy_component", None)
 
 
+_HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from",
+                            "under", "into", "was", "were", "is", "are", "be", "been", "that", "which", "as", "but"})
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
 _STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
@@ -124,8 +126,10 @@ def split_sentences(doc: Doc) -> Doc:
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             # a wrapped line may go on with a bracket ('une réduction chirurgicale\n(voie médiale) serait ...')
             opens = nxt == "(" and i + 2 < n and text[offsets[i + 2] : offsets[i + 2] + 1].islower()
+            # a line that ends on 'an', 'and', 'to' cannot end its sentence ('... incorrectly lists an\n"open ...')
+            hangs = line[line.rfind(" ") + 1 :].lower() in _HANGING_WORDS
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
-                       and (nxt.islower() or opens or indent >= _CONTINUATION_INDENT))
+                       and (nxt.islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
             if not wrapped and i + 1 < n:
                 sent[i + 1] = 1
         elif w in _END_PUNCT and (dictation or not nxt.islower()) and nxt[:1] not in _CLOSERS and i + 1 < n:

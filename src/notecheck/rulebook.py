@@ -741,6 +741,8 @@ class Requirement(_Strict):
     rule_conflict: Optional[str] = None
     severity: Optional[Literal["error", "warning", "info"]] = None
     conflict_overrides: dict[str, str] = Field(default_factory=dict)
+    not_for: list[str] = Field(default_factory=list, description="codes a common requirement does not apply to "
+                                                                   "(no reduction, so no imaging before or after one)")
 
 
 class IcdPrefix(_Strict):
@@ -926,6 +928,11 @@ def _cross_check(book: Rulebook) -> None:
         codes = [c.code for c in fam.codes]
         if len(set(codes)) != len(codes):
             raise RulebookError(f"{where}: codes: duplicate code")
+        for req in reqs:
+            for code in req.not_for:
+                if code not in codes:
+                    raise RulebookError(f"{where}: requirement {req.id}: not_for names {code}, not a code of the "
+                                        "family")
 
 
 def load_rulebook(root: Optional[Path] = None) -> Rulebook:

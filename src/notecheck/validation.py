@@ -176,6 +176,8 @@ def validate(
 
     if target is not None:
         for req in [*target.requirements, *fam.common_requirements]:
+            if target.code in req.not_for:
+                continue
             status, rule_id = _check_requirement(req, findings, evidence)
             value = _value(findings, req.finding)
             ev = _field_evidence(evidence, req.finding)
