@@ -40,7 +40,10 @@ _CONTINUATION_INDENT = 8
 # Abbreviations that end in a full stop mid-sentence ("incl. general anaesthesia", "approx. 2 cm"): the stop after
 # them does not end the sentence, so a cue before them keeps its reach.
 _ABBREVIATIONS = frozenset({"incl", "approx", "appx", "esp", "resp", "eg", "ie", "cf", "viz", "fig", "figs",
-                            "dr", "drs", "mr", "mrs", "ms", "prof", "vs", "ca", "abt", "bilat", "ant", "prox"})
+                            "dr", "drs", "mr", "mrs", "ms", "prof", "vs", "ca", "abt", "bilat", "ant", "prox",
+                            # German, French, Italian and Spanish ones that sit mid-sentence before a noun
+                            "geschl", "ggf", "evtl", "bzw", "pat", "wo", "inkl", "bds", "sog", "zust", "nr",
+                            "mme", "pr", "sig", "sra", "dott", "dssa", "dra"})
 
 
 class _DeferredPackage(types.ModuleType):
