@@ -798,34 +798,32 @@ def negation_is_close(m: Mention, reach: int = 12) -> bool:
                for cat, _, start in m.modifiers)
 
 
-def only_historical(m: Mention, policy: FindingsPolicy) -> bool:
-    """Discounted for being in the past and for nothing else (not negated, planned, doubtful, another person's, in an
-    ignored section or block)."""
+_DISCOUNT_FLAGS = ("is_negated", "is_historical", "is_hypothetical", "is_uncertain", "is_family")
+
+
+def _discounted_only_by(m: Mention, policy: FindingsPolicy, flag: str) -> bool:
+    """Discounted for `flag` and for nothing else: no other flag, not in an ignored section, not in a block, an
+    options list, another side's or overridden."""
     f = m.flags
-    return (f["is_historical"] and not (f["is_negated"] or f["is_hypothetical"] or f["is_uncertain"] or f["is_family"])
+    return (f[flag] and not any(f[other] for other in _DISCOUNT_FLAGS if other != flag)
             and m.section not in policy.ignore_sections and m.value is not None
             and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
                         for cat, _, _ in m.modifiers))
+
+
+def only_historical(m: Mention, policy: FindingsPolicy) -> bool:
+    """Discounted for being in the past and for nothing else."""
+    return _discounted_only_by(m, policy, "is_historical")
 
 
 def only_queried(m: Mention, policy: FindingsPolicy) -> bool:
-    """Discounted for a doubt cue beside it and for nothing else (not negated, past, planned, another person's, in an
-    ignored section, or in a differential, options or other block)."""
-    f = m.flags
-    return (f["is_uncertain"] and not (f["is_negated"] or f["is_historical"] or f["is_hypothetical"] or f["is_family"])
-            and m.section not in policy.ignore_sections and m.value is not None
-            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
-                        for cat, _, _ in m.modifiers))
+    """Discounted for a doubt cue beside it ('?anterior dislocation') and for nothing else."""
+    return _discounted_only_by(m, policy, "is_uncertain")
 
 
 def only_planned(m: Mention, policy: FindingsPolicy) -> bool:
-    """Discounted for a plan cue beside it and for nothing else (not negated, past, doubtful, another person's, in an
-    ignored section, or in an options, booking or other block)."""
-    f = m.flags
-    return (f["is_hypothetical"] and not (f["is_negated"] or f["is_historical"] or f["is_uncertain"] or f["is_family"])
-            and m.section not in policy.ignore_sections and m.value is not None
-            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
-                        for cat, _, _ in m.modifiers))
+    """Discounted for a plan cue beside it and for nothing else."""
+    return _discounted_only_by(m, policy, "is_hypothetical")
 
 
 def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:
