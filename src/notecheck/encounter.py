@@ -798,6 +798,45 @@ def negation_is_close(m: Mention, reach: int = 12) -> bool:
                for cat, _, start in m.modifiers)
 
 
+def _plain_negative(m: Mention) -> bool:
+    """An explicit 'not done' of a positive act: negated right beside it, and not a plan, history or doubt."""
+    return m.flags["is_negated"] and not (m.flags["is_hypothetical"] or m.flags["is_historical"]
+                                          or m.flags["is_uncertain"] or m.flags["is_family"]) and negation_is_close(m)
+
+
+def discount_arrived_reduced(text: str, mentions: list[Mention], ar: Any) -> Optional[int]:
+    """A hip that arrived reduced from elsewhere, in a note whose last plain statement is that no manoeuvre was done
+    here: the acts recounted before it were the other site's. Returns where that statement starts, or None."""
+    cue, past = rx(ar.elsewhere_cue), rx(ar.past_cue)
+
+    def elsewhere(m: Mention) -> bool:
+        cues = [c for cat, c, _ in m.modifiers if cat == "HISTORICAL"]
+        return any(cue.search(c) for c in cues) and not any(past.search(c) for c in cues)
+
+    arrived = any(m.counted and m.field in ar.states for m in mentions) or any(
+        m.field in ar.elsewhere_fields and not m.counted and m.flags["is_historical"] and elsewhere(m)
+        for m in mentions)
+    if not arrived:
+        return None
+    said = [m for m in mentions if m.field == ar.field and (
+        m.counted or (m.value not in (None, False, "false") and _plain_negative(m)))]
+    if not said:
+        return None
+    last = said[-1]
+    negative = (last.counted and str(last.value).lower() == "false") or not last.counted
+    further = rx(ar.further)
+    line_end = text.find("\n", last.end)
+    tail = text[last.start : min(last.end + 40, len(text) if line_end < 0 else line_end)]
+    if not negative or further.search(text, max(0, last.start - 24), last.end) or not rx(ar.stated).search(tail):
+        return None
+    for m in mentions:
+        if m.counted and m.field in ar.acts and m.start < last.start and m.value not in (None, False, "false"):
+            m.counted = False
+            m.modifiers.append(("ARRIVED_REDUCED", f"(arrived reduced; later: not done here @{last.start})",
+                                last.start))
+    return last.start
+
+
 _DISCOUNT_FLAGS = ("is_negated", "is_historical", "is_hypothetical", "is_uncertain", "is_family")
 
 

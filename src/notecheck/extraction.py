@@ -21,6 +21,7 @@ from notecheck.encounter import (
     apply_corrections,
     date_order,
     dated_before,
+    discount_arrived_reduced,
     discount_dated_acts,
     discount_defined_abbreviations,
     discount_follow_up,
@@ -609,6 +610,8 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                     m.counted = True
                     m.modifiers.append(("PLANNED_STATE_FALLBACK", "(a plan treats this condition; it is the "
                                         "patient's)", m.start))
+    ar = policy.arrived_reduced
+    arrived_at = discount_arrived_reduced(read, mentions, ar) if ar is not None else None
     values: dict[str, Any] = {}
     # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():
@@ -630,6 +633,11 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                 if m.value is not None and m.value not in seen:
                     seen.append(str(m.value))
             values[name] = seen
+    if ar is not None and arrived_at is not None and values.get(ar.field) != "false":
+        resolutions.append(Resolution(field=ar.field, value="false",
+                                      candidates=sorted({values.get(ar.field) or "unstated", "false"}),
+                                      reason=ar.reason))
+        values[ar.field] = "false"
     events: list[ReductionEvent] = []
     if policy.events is not None:
         rank = policy.fields["anesthesia"].rank
@@ -757,7 +765,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
         tenotomy=booleans.get("tenotomy", False),
         hip_dislocation=booleans.get("hip_dislocation", False) or hip_reduced,
         reduction=booleans.get("reduction", False),
-        no_reduction=any(m.counted for m in by_field.get("no_reduction", [])),
+        no_reduction=any(m.counted for m in by_field.get("no_reduction", [])) or arrived_at is not None,
         arthroplasty_performed=booleans.get("arthroplasty_performed", False),
         cpt_codes=cpt,
         icd10_codes=icd,

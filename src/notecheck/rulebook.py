@@ -424,6 +424,27 @@ class WorkingDiagnosis(_Strict):
                                         "reduced")
 
 
+class ArrivedReducedPolicy(_Strict):
+    """A hip that arrived reduced from elsewhere ('already reduced at the referring site', 'reduced at the OSH') in a
+    note whose last word on the manoeuvre is that none was done here: the reduction it recounts was the other site's,
+    so the acts named before that statement are not this encounter's."""
+
+    states: list[str] = Field(description="fields whose counted mention says the hip arrived reduced")
+    elsewhere_fields: list[str] = Field(
+        description="act fields whose mention, discounted as past with an elsewhere cue, says so too")
+    elsewhere_cue: Regex = Field(description="regex for a past cue that places the act at another site ('at OSH', "
+                                             "'at the referring hospital', 'before transfer')")
+    past_cue: Regex = Field(description="regex for a past cue that places the act in an earlier episode ('in 1998', "
+                                        "'previous', '2 years ago'): that act says nothing about this arrival")
+    field: str = Field(description="the act field whose last plain statement decides")
+    stated: Regex = Field(description="regex just after the 'not done' mention that makes it a statement about the "
+                                      "encounter ('performed', 'needed'), not an attempt's outcome ('No reduction.')")
+    acts: list[str] = Field(description="act fields whose counted mentions before that statement are discounted")
+    further: Regex = Field(description="regex in or just before the statement ('no further manipulation') that "
+                                       "implies a manoeuvre was done here after all")
+    reason: str
+
+
 class DeviceOnlyPolicy(_Strict):
     """What a device-only encounter documents when the note is silent: a harness, brace, splint or traction applied
     with no reduction act and no anaesthesia named is treatment without anaesthesia (manipulation stays unstated)."""
@@ -633,6 +654,7 @@ class FindingsPolicy(_Strict):
         default_factory=list, description="fields that, when no mention counts, take the mentions discounted only for "
                                           "being in the past: a DDH diagnosed weeks ago is still the hip's condition")
     working_diagnosis_fallback: Optional[WorkingDiagnosis] = None
+    arrived_reduced: Optional[ArrivedReducedPolicy] = None
     planned_state_fallback: dict[str, list[str]] = Field(
         default_factory=dict, description="field -> values that, when no mention of the field counts, a mention "
                                           "discounted only for a plan cue still gives: 'planned treatment of a luxated "
@@ -661,6 +683,8 @@ class FindingsPolicy(_Strict):
                 *(self.working_diagnosis_fallback.fields if self.working_diagnosis_fallback else ()),
                 *(self.working_diagnosis_fallback.acts if self.working_diagnosis_fallback else ()),
                 *self.treated_side_acts,
+                *((*self.arrived_reduced.states, *self.arrived_reduced.elsewhere_fields, self.arrived_reduced.field,
+                   *self.arrived_reduced.acts) if self.arrived_reduced else ()),
                 *self.overridden_by, *(f for fs in self.overridden_by.values() for f in fs),
                 *self.treated_fallback, *(f for fs in self.treated_fallback.values() for f in fs),
                 *(p.field for p in self.promotions), *(p.near_field for p in self.promotions),
