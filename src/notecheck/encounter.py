@@ -86,6 +86,8 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                           header_starts[k_h] if k_h < len(header_starts) else len(text))
             if rule.own_line and own_text:
                 end = line_end
+            elif own_text and rule.inline_sentence and _ends_sentence(text, line_end):
+                end = line_end  # 'Consent: open reduction, risks AVN.' then 'GA + caudal.': a sentence's block
             elif own_text:  # the cue line has its own text: a label, not a heading
                 nxt = label.search(text, line_end + 1, end) if line_end < end else None
                 if nxt is not None:
@@ -121,6 +123,15 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
         out.extend(_earlier_entries(text, bp.chronology))
     out.sort(key=lambda b: b[0])
     return out
+
+
+_NEXT_SENTENCE = re.compile(r"\n[ \t]*[A-Z]")
+
+
+def _ends_sentence(text: str, line_end: int) -> bool:
+    """A line that closes with a full stop, the next line opening a new sentence (a capital, not a list item)."""
+    line = text[text.rfind("\n", 0, line_end) + 1 : line_end].rstrip()
+    return line.endswith(".") and not line.endswith("..") and _NEXT_SENTENCE.match(text, line_end) is not None
 
 
 def _heading_end(pos: int, text_end: int, blanks: list[int], header_starts: list[int]) -> int:
@@ -219,6 +230,7 @@ _LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Z
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
 _ROW_LABEL_TAIL = re.compile(r"(?:[^\n\[(:\u2610\u2611\u2612]|\([^)\n]{2,30}\)){1,40}?"
                              r"(?=[ \t]{2,}[\[(\u2610\u2611\u2612])")
+_LABEL_HEAD = re.compile(r"[ \t]*(?:[-*\u2022][ \t]*)?[A-Za-z][A-Za-z'/-]*(?:[ \t]+[A-Za-z][A-Za-z'/-]*){0,2}[ \t]+")
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
@@ -233,8 +245,9 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
     tail = _LABEL_TAIL.match(text, end, end + 56)
     if tail is None and start is not None:
         before = text[text.rfind("\n", 0, start) + 1 : start]
-        if not before.strip(" \t-*\u2022"):
-            tail = _LINE_LABEL_TAIL.match(text, end, end + 56)  # 'Reduction attempted here: [ ] Yes [X] No'
+        if not before.strip(" \t-*\u2022") or _LABEL_HEAD.fullmatch(before):
+            # 'Reduction attempted here: [ ] Yes [X] No', 'Sedation by anaesthesia team: [ ] Yes [x] No'
+            tail = _LINE_LABEL_TAIL.match(text, end, end + 56)
         if tail is None and not _FORM_MARKS.intersection(before.replace("(", "").replace("-", "")):
             # 'Open reduction - medial (Ludloff)     [ ] Rt   [ ] Lt': a form row's label runs to its boxes
             tail = _ROW_LABEL_TAIL.match(text, end, end + 56)
@@ -403,6 +416,13 @@ def _form_regexes(fp: FormPolicy) -> tuple[Any, ...]:
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 
 
+def _paragraph(text: str, start: int, end: Optional[int] = None) -> tuple[int, int]:
+    """The blank-line-delimited paragraph around text[start:end]."""
+    before = [b.end() for b in BLANK_LINE.finditer(text, 0, start)]
+    after = BLANK_LINE.search(text, start if end is None else end)
+    return before[-1] if before else 0, after.start() if after is not None else len(text)
+
+
 def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     """A follow-up visit's note recounts the treatment it follows; only acts placed at this visit count."""
     heading, today = rx(fu.heading, _IM), rx(fu.today)
@@ -426,13 +446,16 @@ def discount_follow_up(text: str, mentions: list[Mention], fu: Any) -> None:
     if found is None:
         return
     if act_sections:
-        before = [b.end() for b in BLANK_LINE.finditer(text, 0, found.start())]
-        after = BLANK_LINE.search(text, found.end())
-        para = (before[-1] if before else 0, after.start() if after is not None else len(text))
+        para = _paragraph(text, found.start(), found.end())
     cue = found.group(0).strip()[:60]
-    # A device fitted in the no-act statement's own procedure paragraph is this visit's, with what it implies.
+    # A device fitted in the no-act statement's own procedure paragraph is this visit's, with what it implies; so is
+    # one in a procedure paragraph that itself says no manoeuvre was done ('Procedure: rigid abduction brace
+    # applied. No reduction maneuver was performed.').
+    paras = [para] + [_paragraph(text, m.start) for m in mentions
+                      if m.counted and m.field in fu.negation_today_fields and m.value in (False, "false")
+                      and m.section in fu.act_sections]
     own = {(m.start, m.end) for m in mentions if m.counted and m.field in fu.act_fields
-           and m.section in act_sections and para[0] <= m.start < para[1]}
+           and m.section in fu.act_sections and any(lo <= m.start < hi for lo, hi in paras)}
     # A line that says an act was not done ("Reduction manoeuvre: [ ] yes [x] no") speaks of this visit too.
     negation_lines = {text.rfind("\n", 0, m.start) + 1 for m in mentions
                       if m.flags.get("is_negated") and m.field in fu.negation_today_fields}

@@ -745,8 +745,14 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     manipulation = values.get("manipulation")
     # A dysplastic or prosthetic hip that was reduced was dislocated, however the note words it ('Graf IV', 'head
     # high', 'came out of place'); a traumatic reduction may be another joint's, so it needs the hip named.
-    hip_reduced = manipulation == "true" and values.get("etiology") in policy.reduced_means_dislocated and any(
-        m.counted and m.value == "true" and not m.meta.get("implied") for m in by_field.get("manipulation", []))
+    etiology = values.get("etiology")
+    # An open reduction of a dysplastic hip ('head reduced easily' after the capsule was opened) shows it was out; a
+    # closed 'hip reduced' may be the state an ultrasound found.
+    shown_by = ["manipulation", "reduction"] if etiology in policy.reduction_shows_dislocation \
+        and values.get("approach") == "open" else ["manipulation"]
+    hip_reduced = manipulation == "true" and etiology in policy.reduced_means_dislocated and any(
+        m.counted and m.value in ("true", True) and not m.meta.get("implied")
+        for f in shown_by for m in by_field.get(f, []))
     findings = Findings(
         etiology=values.get("etiology") or "unknown",
         approach=values.get("approach") or "unknown",

@@ -599,6 +599,11 @@ class FindingsPolicy(_Strict):
         default_factory=list, description="etiologies for which a documented reduction of the hip shows it was "
                                           "dislocated (a dysplastic or prosthetic hip); a traumatic reduction may be "
                                           "another joint's")
+    reduction_shows_dislocation: list[str] = Field(
+        default_factory=list, description="etiologies for which a stated open reduction ('head reduced easily' once "
+                                          "the capsule was opened) shows the hip was dislocated, as a manoeuvre does; "
+                                          "a closed 'hip reduced' or a prosthetic hip 'reduced' in a brace may only be "
+                                          "its state")
     dictation: list[DictationCommand] = Field(default_factory=list)
     sound_alikes: list[SoundAlike] = Field(default_factory=list)
     struck_out: list[Regex] = Field(
