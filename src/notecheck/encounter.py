@@ -517,8 +517,11 @@ def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
     """An open reduction or a splint whose own clause names another bone ('tibial plateau fx, ORIF') and not the
     hip treats that bone."""
     site, hip = rx(os_.site), rx(os_.hip)
+    worded = {f: rx(p) for f, p in os_.worded.items()}
     for m in mentions:
-        if not m.counted or m.field not in os_.fields or m.value in (None, False, "false"):
+        if not m.counted or m.value in (None, False, "false"):
+            continue
+        if m.field not in os_.fields and not (m.field in worded and worded[m.field].search(m.text)):
             continue
         lo, hi = max(0, m.start - os_.reach), min(len(text), m.end + os_.reach)
         for brk in CLAUSE_BREAK.finditer(text, lo, m.start):

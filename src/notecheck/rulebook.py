@@ -531,6 +531,10 @@ class OtherSitePolicy(_Strict):
     site: Regex = Field(description="regex for a body site other than the hip")
     hip: Regex = Field(description="regex for the hip and its parts; a clause naming one keeps the act")
     reach: int = Field(ge=1, description="characters either side of the mention, within its clause")
+    worded: dict[str, Regex] = Field(
+        default_factory=dict, description="field -> regex its mention's own words must match to be another site's "
+                                          "('C5-6 fracture-dislocation' names how the spine, not the hip, was hurt; "
+                                          "a fall is the patient's whatever bone is named beside it)")
 
 
 class DefinedAbbreviationPolicy(_Strict):
@@ -698,6 +702,7 @@ class FindingsPolicy(_Strict):
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
                 *(self.other_site.fields if self.other_site else ()),
+                *(self.other_site.worded if self.other_site else ()),
                 *((*self.title_vetoes.fields, *self.title_vetoes.body_decides) if self.title_vetoes else ()),
                 *((self.linked.field,) if self.linked else ()), *self.imaging.act_fields,
                 *self.imaging.no_act_fields]
