@@ -563,6 +563,29 @@ def discount_defined_abbreviations(text: str, mentions: list[Mention], da: Any) 
         m.modifiers.append(("OTHER_MEANING", f"({m.text.strip()}: {da.reason})", m.start))
 
 
+def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> None:
+    """The rest of a code's line (and its wrapped continuation) describes the code: its findings are the claim's."""
+    cont = rx(cd.continuation, _IM)
+    spans = []
+    for code in mentions:
+        if code.field != "cpt_code":
+            continue
+        end = text.find("\n", code.end)
+        end = len(text) if end == -1 else end
+        while end < len(text):
+            nxt = cont.match(text, end + 1)
+            if nxt is None:
+                break
+            line_end = text.find("\n", end + 1)
+            end = len(text) if line_end == -1 else line_end
+        spans.append((code.end, end, code.text))
+    for m in mentions:
+        if m.counted and m.field in cd.fields and any(lo <= m.start < hi for lo, hi, _ in spans):
+            code = next(c for lo, hi, c in spans if lo <= m.start < hi)
+            m.counted = False
+            m.modifiers.append(("CODE_DESCRIPTOR", f"(describes code {code})", m.start))
+
+
 def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
     described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""

@@ -22,6 +22,7 @@ from notecheck.encounter import (
     date_order,
     dated_before,
     discount_arrived_reduced,
+    discount_code_descriptors,
     discount_dated_acts,
     discount_defined_abbreviations,
     discount_follow_up,
@@ -309,6 +310,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         discount_vetoed_titles(text, out, policy.title_vetoes, header_starts)
     if policy.claims_yield is not None:
         yield_claims(text, out, policy.claims_yield)
+    if policy.code_descriptors is not None:
+        discount_code_descriptors(text, out, policy.code_descriptors)
     return out
 
 

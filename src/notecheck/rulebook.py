@@ -445,6 +445,14 @@ class ArrivedReducedPolicy(_Strict):
     reason: str
 
 
+class CodeDescriptorPolicy(_Strict):
+    """'CPT 27254 Open treatment ... with acetabular wall and femoral head fracture': the words after a billed code
+    describe the code, not the patient; the findings they name are the claim's, not documentation."""
+
+    fields: list[str] = Field(description="fields whose mentions in a code's descriptor do not count")
+    continuation: Regex = Field(description="regex (at a line start) for a wrapped descriptor's next line")
+
+
 class DeviceOnlyPolicy(_Strict):
     """What a device-only encounter documents when the note is silent: a harness, brace, splint or traction applied
     with no reduction act and no anaesthesia named is treatment without anaesthesia (manipulation stays unstated)."""
@@ -595,6 +603,7 @@ class FindingsPolicy(_Strict):
     follow_up: Optional[FollowUpPolicy] = None
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
+    code_descriptors: Optional[CodeDescriptorPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
     defined_abbreviations: Optional[DefinedAbbreviationPolicy] = None
     title_vetoes: Optional[TitleVetoPolicy] = None
@@ -701,6 +710,7 @@ class FindingsPolicy(_Strict):
                 *(fu.fields if fu else ()), *(fu.act_fields if fu else ()), *(ev.anchor_fields if ev else ()),
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
+                *(self.code_descriptors.fields if self.code_descriptors else ()),
                 *(self.other_site.fields if self.other_site else ()),
                 *(self.other_site.worded if self.other_site else ()),
                 *((*self.title_vetoes.fields, *self.title_vetoes.body_decides) if self.title_vetoes else ()),
