@@ -50,6 +50,7 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
     marker closes a copied block instead, across blank lines and headers."""
     scan, label, until = _block_regexes(bp)
     heading = rx(bp.heading_line, re.MULTILINE) if bp.heading_line else None
+    present = rx(bp.present_item, _IM) if bp.present_item else None
     out: list[Block] = []
     blanks: Optional[list[int]] = None
     closings: dict[int, list[tuple[int, int]]] = {}
@@ -79,6 +80,10 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 blanks = [m.start() for m in BLANK_LINE.finditer(text)]
             end = _heading_end(line_end, len(text), blanks, header_starts)
             own_text = text[found.end():line_end].strip(" \t:-*")
+            if not own_text and rule.episode == "planned" and present is not None:
+                now = present.search(text, line_end + 1, end)
+                if now is not None:  # 'Plan discussed:' ... '- Now: admitted for traction': today's item
+                    end = now.start()
             if rule.spans_paragraphs and heading is not None and not own_text:
                 nxt_heading = heading.search(text, line_end + 1)
                 k_h = bisect.bisect_right(header_starts, line_end)

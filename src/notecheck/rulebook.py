@@ -282,6 +282,9 @@ class BlockPolicy(_Strict):
         default=None, description="regex (multiline) for a heading on its own line ('Learning points'): where a "
                                   "block that spans paragraphs ends")
     rules: list[BlockRule]
+    present_item: Optional[Regex] = Field(
+        default=None, description="regex (multiline) for a list item that speaks of now ('- Now: admitted for "
+                                  "traction'): it ends a heading's planned list")
     chronology: Optional[ChronologyPolicy] = None
     keeps: dict[str, list[str]] = Field(
         default_factory=dict, description="episode -> fields whose mentions still count inside such a block "
