@@ -577,6 +577,11 @@ def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> No
             continue
         end = text.find("\n", code.end)
         end = len(text) if end == -1 else end
+        # 'CPT 27259 (open treatment ... with\nfemoral shaft shortening)': a bracket opened on the code's line runs on.
+        opened = text.find("(", code.end, end)
+        if opened != -1 and text.find(")", opened, end) == -1:
+            closed = text.find(")", end, end + 300)
+            end = end if closed == -1 else closed
         while end < len(text):
             nxt = cont.match(text, end + 1)
             if nxt is None:

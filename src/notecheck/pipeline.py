@@ -87,7 +87,14 @@ def defer_quickumls() -> None:
 
 
 _HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from",
-                            "under", "into", "was", "were", "is", "are", "be", "been", "that", "which", "as", "but"})
+                            "under", "into", "was", "were", "is", "are", "be", "been", "that", "which", "as", "but",
+                            # the same in the other languages notes come in: articles, conjunctions, prepositions
+                            "der", "die", "das", "des", "dem", "ein", "eine", "einer", "einem", "einen", "eines",
+                            "und", "oder", "mit", "bei", "zur", "zum", "vom", "nach", "über", "unter", "auf", "für",
+                            "durch", "het", "een", "en", "van", "voor", "door", "le", "la", "les", "une", "du", "et",
+                            "ou", "avec", "pour", "sur", "sous", "dans", "el", "los", "las", "una", "y", "con", "por",
+                            "para", "del", "uma", "com", "pela", "pelo", "och", "eller", "af", "og", "med",
+                            "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy"})
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
 _STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
