@@ -17,9 +17,9 @@ from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
 from notecheck.rulebook import BlockPolicy, ChronologyPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
 
-EPISODE_FLAG = {"prior": "is_historical", "elsewhere": "is_historical", "planned": "is_hypothetical",
-                 "generic": "is_hypothetical", "spoken": "is_hypothetical", "negated": "is_negated",
-                 "considered": "is_uncertain"}
+EPISODE_FLAG = {"prior": "is_historical", "later": "is_historical", "elsewhere": "is_historical",
+                 "planned": "is_hypothetical", "generic": "is_hypothetical", "spoken": "is_hypothetical",
+                 "negated": "is_negated", "considered": "is_uncertain"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
 
@@ -594,6 +594,30 @@ def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> No
             code = next(c for lo, hi, c in spans if lo <= m.start < hi)
             m.counted = False
             m.modifiers.append(("CODE_DESCRIPTOR", f"(describes code {code})", m.start))
+
+
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{1,100})[\"\u201d]")
+
+
+def discount_retracted_quotes(text: str, mentions: list[Mention], rq: Any) -> None:
+    """A quotation the note withdraws ('"... under GA" ... is no longer accurate') withdraws the words it quotes
+    where they stand elsewhere in the note: the copied impression line they came from."""
+    said = rx(rq.said)
+    spans = []
+    for found in _QUOTED.finditer(text):
+        quoted = found.group(1).strip()
+        if len(quoted) < rq.min_chars or said.match(text, found.end()) is None:
+            continue
+        source = rx(r"\s+".join(re.escape(w) for w in quoted.split()))
+        spans += [(m.start(), m.end(), quoted) for m in source.finditer(text)
+                  if not (found.start() <= m.start() < found.end())]
+    if not spans:
+        return
+    for m in mentions:
+        hit = next((q for lo, hi, q in spans if lo <= m.start < hi), None)
+        if hit is not None and m.counted:
+            m.counted = False
+            m.modifiers.append(("RETRACTED", f"(withdrawn later: \"{hit[:40]}\")", m.start))
 
 
 def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:

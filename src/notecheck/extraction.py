@@ -28,6 +28,7 @@ from notecheck.encounter import (
     discount_follow_up,
     discount_other_site,
     discount_overridden,
+    discount_retracted_quotes,
     discount_vetoed_titles,
     encounter_start,
     find_blocks,
@@ -312,6 +313,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         yield_claims(text, out, policy.claims_yield)
     if policy.code_descriptors is not None:
         discount_code_descriptors(text, out, policy.code_descriptors)
+    if policy.retracted_quotes is not None:
+        discount_retracted_quotes(text, out, policy.retracted_quotes)
     return out
 
 

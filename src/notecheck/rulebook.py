@@ -207,7 +207,7 @@ class BlockRule(_Strict):
     teaching text. The block runs to the first blank line, the next labelled line or section header, or `until`."""
 
     id: str
-    episode: Literal["prior", "planned", "elsewhere", "generic", "spoken", "negated", "considered"]
+    episode: Literal["prior", "later", "planned", "elsewhere", "generic", "spoken", "negated", "considered"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
@@ -448,6 +448,20 @@ class ArrivedReducedPolicy(_Strict):
     reason: str
 
 
+class RetractedQuotePolicy(_Strict):
+    """'"for closed reduction in OR under GA" in the impression was carried over and is no longer accurate': the
+    quoted words, wherever else the note carries them, are withdrawn."""
+
+    said: str = Field(description="regex, right after the closing quote, for the words that withdraw the quotation")
+    min_chars: int = Field(ge=1, description="shortest quotation searched for elsewhere (a one-word quote is "
+                                             "too common to find its source)")
+
+    @field_validator("said")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class CodeDescriptorPolicy(_Strict):
     """'CPT 27254 Open treatment ... with acetabular wall and femoral head fracture': the words after a billed code
     describe the code, not the patient; the findings they name are the claim's, not documentation."""
@@ -607,6 +621,7 @@ class FindingsPolicy(_Strict):
     corrections: Optional[CorrectionPolicy] = None
     claims_yield: Optional[ClaimsYieldPolicy] = None
     code_descriptors: Optional[CodeDescriptorPolicy] = None
+    retracted_quotes: Optional[RetractedQuotePolicy] = None
     other_site: Optional[OtherSitePolicy] = None
     defined_abbreviations: Optional[DefinedAbbreviationPolicy] = None
     title_vetoes: Optional[TitleVetoPolicy] = None
