@@ -660,7 +660,11 @@ def promote(values: dict[str, Any], by_field: dict[str, list[Mention]], promo: A
     finding that makes it so is stated beside one of its mentions (same paragraph, within the window)."""
     if values.get(promo.field) != promo.value:
         return
-    near = sorted((n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value),
+    vetoes = [v for v in by_field.get(promo.field, []) if promo.unless_value is not None and v.counted
+              and v.value == promo.unless_value]
+    near = sorted((n for n in by_field.get(promo.near_field, []) if n.counted and n.value == promo.near_value
+                   and not any(n.end <= v.start <= n.end + promo.window
+                               and BLANK_LINE.search(text, n.end, v.start) is None for v in vetoes)),
                   key=lambda n: n.start)
     near_starts = [n.start for n in near]
     for m in by_field.get(promo.field, []):
@@ -910,7 +914,9 @@ def discount_arrived_reduced(text: str, mentions: list[Mention], ar: Any) -> Opt
     further = rx(ar.further)
     line_end = text.find("\n", last.end)
     tail = text[last.start : min(last.end + 40, len(text) if line_end < 0 else line_end)]
-    if not negative or further.search(text, max(0, last.start - 24), last.end) or not rx(ar.stated).search(tail):
+    here = ar.here is not None and rx(ar.here).search(tail) is not None
+    if not negative or (further.search(text, max(0, last.start - 24), last.end) and not here) \
+            or not rx(ar.stated).search(tail):
         return None
     for m in mentions:
         if m.counted and m.field in ar.acts and m.start < last.start and m.value not in (None, False, "false"):

@@ -336,6 +336,9 @@ class Promotion(_Strict):
     near_field: str
     near_value: str
     window: int = Field(ge=1, description="characters between the two mentions, within one paragraph")
+    unless_value: Optional[str] = Field(default=None, description="a counted mention of `field` with this value "
+                                        "just after the near finding, in its paragraph ('Anesthesia resident arrived; "
+                                        "... No anesthesia services provided'), says that provider gave nothing")
     reason: str
 
 
@@ -445,6 +448,9 @@ class ArrivedReducedPolicy(_Strict):
     acts: list[str] = Field(description="act fields whose counted mentions before that statement are discounted")
     further: Regex = Field(description="regex in or just before the statement ('no further manipulation') that "
                                        "implies a manoeuvre was done here after all")
+    here: Optional[Regex] = Field(default=None, description="regex after the statement that places it at this site "
+                                  "('No further manipulation was required or performed here'): then 'further' "
+                                  "contrasts with the other site's reduction and implies none here")
     reason: str
 
 
