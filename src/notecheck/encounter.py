@@ -620,6 +620,51 @@ def discount_retracted_quotes(text: str, mentions: list[Mention], rq: Any) -> No
             m.modifiers.append(("RETRACTED", f"(withdrawn later: \"{hit[:40]}\")", m.start))
 
 
+def _enclosing_braces(text: str, start: int, end: int, reach: int) -> Optional[tuple[int, int]]:
+    """The innermost {...} around text[start:end], by brace depth within `reach` characters; None when unbalanced."""
+    depth, lo = 0, None
+    for i in range(start - 1, max(-1, start - reach - 1), -1):
+        c = text[i]
+        if c == "}":
+            depth += 1
+        elif c == "{":
+            if depth == 0:
+                lo = i
+                break
+            depth -= 1
+    if lo is None:
+        return None
+    depth = 0
+    for i in range(end, min(len(text), end + reach)):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            if depth == 0:
+                return lo, i + 1
+            depth -= 1
+    return None
+
+
+def discount_structured_status(text: str, mentions: list[Mention], ss: Any) -> None:
+    """An exported record marked not done or entered in error names an act that did not happen: its mentions (but
+    the facts about the patient in `keeps`) do not count."""
+    spans = []
+    for found in rx(ss.status).finditer(text):
+        span = _enclosing_braces(text, found.start(), found.end(), ss.reach)
+        if span is not None:
+            spans.append((span[0], span[1], found.group(0)))
+    if not spans:
+        return
+    for m in mentions:
+        if not m.counted or m.field in ss.keeps:
+            continue
+        hit = next((cue for lo, hi, cue in spans if lo <= m.start < hi), None)
+        if hit is not None:
+            m.counted = False
+            m.modifiers.append(("RECORD_STATUS", f"({hit.strip()[:40]})", m.start))
+
+
 def yield_claims(text: str, mentions: list[Mention], cy: Any) -> None:
     """'VISIT TITLE: CLOSED REDUCTION' and, in the body, 'no reduction needed or performed in clinic': with no act
     described anywhere outside title and procedure lines, the body's plain statement wins over the title's claim."""

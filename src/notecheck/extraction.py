@@ -29,6 +29,7 @@ from notecheck.encounter import (
     discount_other_site,
     discount_overridden,
     discount_retracted_quotes,
+    discount_structured_status,
     discount_vetoed_titles,
     encounter_start,
     find_blocks,
@@ -315,6 +316,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         discount_code_descriptors(text, out, policy.code_descriptors)
     if policy.retracted_quotes is not None:
         discount_retracted_quotes(text, out, policy.retracted_quotes)
+    if policy.structured_status is not None:
+        discount_structured_status(text, out, policy.structured_status)
     return out
 
 

@@ -454,6 +454,16 @@ class ArrivedReducedPolicy(_Strict):
     reason: str
 
 
+class StructuredStatusPolicy(_Strict):
+    """A machine-exported record ('{"resourceType": "Procedure", "status": "not-done", "code": {"text": "Open
+    reduction ..."}}') whose status says it was not done or was entered in error: what it names did not happen."""
+
+    status: Regex = Field(description="regex for the status entry inside a braced record")
+    reach: int = Field(ge=1, description="farthest the record's braces are looked for on either side, in characters")
+    keeps: list[str] = Field(default_factory=list, description="fields whose mentions in such a record still count "
+                             "(the side, the etiology: facts about the patient, not the act)")
+
+
 class RetractedQuotePolicy(_Strict):
     """'"for closed reduction in OR under GA" in the impression was carried over and is no longer accurate': the
     quoted words, wherever else the note carries them, are withdrawn."""
@@ -628,6 +638,7 @@ class FindingsPolicy(_Strict):
     claims_yield: Optional[ClaimsYieldPolicy] = None
     code_descriptors: Optional[CodeDescriptorPolicy] = None
     retracted_quotes: Optional[RetractedQuotePolicy] = None
+    structured_status: Optional[StructuredStatusPolicy] = None
     other_site: Optional[OtherSitePolicy] = None
     defined_abbreviations: Optional[DefinedAbbreviationPolicy] = None
     title_vetoes: Optional[TitleVetoPolicy] = None
