@@ -608,7 +608,8 @@ def discount_retracted_quotes(text: str, mentions: list[Mention], rq: Any) -> No
         quoted = found.group(1).strip()
         if len(quoted) < rq.min_chars or said.match(text, found.end()) is None:
             continue
-        source = rx(r"\s+".join(re.escape(w) for w in quoted.split()))
+        # compiled here, not through the shared rx() cache: the pattern is the note's own words
+        source = re.compile(r"\s+".join(re.escape(w) for w in quoted.split()), re.IGNORECASE)
         spans += [(m.start(), m.end(), quoted) for m in source.finditer(text)
                   if not (found.start() <= m.start() < found.end())]
     if not spans:

@@ -468,14 +468,9 @@ class RetractedQuotePolicy(_Strict):
     """'"for closed reduction in OR under GA" in the impression was carried over and is no longer accurate': the
     quoted words, wherever else the note carries them, are withdrawn."""
 
-    said: str = Field(description="regex, right after the closing quote, for the words that withdraw the quotation")
+    said: Regex = Field(description="regex, right after the closing quote, for the words that withdraw the quotation")
     min_chars: int = Field(ge=1, description="shortest quotation searched for elsewhere (a one-word quote is "
                                              "too common to find its source)")
-
-    @field_validator("said")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        return _check_regex(v)
 
 
 class CodeDescriptorPolicy(_Strict):
@@ -746,6 +741,7 @@ class FindingsPolicy(_Strict):
                 *(self.corrections.fields if self.corrections else ()),
                 *((self.claims_yield.statement_field, *self.claims_yield.fields) if self.claims_yield else ()),
                 *(self.code_descriptors.fields if self.code_descriptors else ()),
+                *(self.structured_status.keeps if self.structured_status else ()),
                 *(self.other_site.fields if self.other_site else ()),
                 *(self.other_site.worded if self.other_site else ()),
                 *((*self.title_vetoes.fields, *self.title_vetoes.body_decides) if self.title_vetoes else ()),
