@@ -11,7 +11,7 @@ import bisect
 import datetime
 import functools
 import re
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
@@ -518,6 +518,18 @@ def _nearest(pattern: Any, text: str, lo: int, hi: int, start: int, end: int) ->
     return min(pattern.finditer(text, lo, hi), key=lambda f: _gap(f, start, end), default=None)
 
 
+def _clause_breaks(text: str, lo: int, hi: int) -> Iterator[re.Match[str]]:
+    """CLAUSE_BREAK between lo and hi, except the line break of a hard-wrapped line (a long line ending mid-sentence,
+    'Ex lap/splenectomy under' / 'GA at 19:40'): the clause goes on past it."""
+    for brk in CLAUSE_BREAK.finditer(text, lo, hi):
+        if brk.group(0) == "\n":
+            begin = text.rfind("\n", 0, brk.start()) + 1
+            before = text[begin : brk.start()].rstrip(" \t")
+            if len(before) >= _WRAPPED_LINE_MIN and before[-1:].islower():
+                continue
+        yield brk
+
+
 def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
     """An open reduction or a splint whose own clause names another bone ('tibial plateau fx, ORIF') and not the
     hip treats that bone."""
@@ -529,9 +541,9 @@ def discount_other_site(text: str, mentions: list[Mention], os_: Any) -> None:
         if m.field not in os_.fields and not (m.field in worded and worded[m.field].search(m.text)):
             continue
         lo, hi = max(0, m.start - os_.reach), min(len(text), m.end + os_.reach)
-        for brk in CLAUSE_BREAK.finditer(text, lo, m.start):
+        for brk in _clause_breaks(text, lo, m.start):
             lo = brk.end()
-        stop = CLAUSE_BREAK.search(text, m.end, hi)
+        stop = next(_clause_breaks(text, m.end, hi), None)
         if stop is not None:
             hi = stop.start()
         found = _nearest(site, text, lo, hi, m.start, m.end)
@@ -589,11 +601,26 @@ def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> No
             line_end = text.find("\n", end + 1)
             end = len(text) if line_end == -1 else line_end
         spans.append((code.end, end, code.text))
+    def described(m: Mention) -> Optional[str]:
+        return next((c for lo, hi, c in spans if lo <= m.start < hi), None)
+
+    # the note speaks of the act itself, for or against ('... (her)repositie niet verricht'): the descriptor yields;
+    # 'no trauma' does not say what the etiology is
+    stated = {m.field for m in mentions if m.field in cd.yielding_fields and not m.meta.get("from_code")
+              and (m.counted or (m.flags["is_negated"] and m.value in (True, "true"))) and described(m) is None}
+    dropped: set[tuple[int, int]] = set()
     for m in mentions:
-        if m.counted and m.field in cd.fields and any(lo <= m.start < hi for lo, hi, _ in spans):
-            code = next(c for lo, hi, c in spans if lo <= m.start < hi)
+        if not m.counted or (m.field not in cd.fields and m.field not in stated):
+            continue
+        code = described(m)
+        if code is not None:
             m.counted = False
+            dropped.add((m.start, m.end))
             m.modifiers.append(("CODE_DESCRIPTOR", f"(describes code {code})", m.start))
+    for m in mentions:  # what a discounted descriptor's words imply goes with them
+        if m.counted and m.meta.get("implied") and (m.start, m.end) in dropped and (
+                m.field in cd.fields or m.field in cd.yielding_fields):
+            m.counted = False
 
 
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{1,100})[\"\u201d]")
@@ -975,13 +1002,14 @@ def discount_arrived_reduced(text: str, mentions: list[Mention], ar: Any) -> Opt
 _DISCOUNT_FLAGS = ("is_negated", "is_historical", "is_hypothetical", "is_uncertain", "is_family")
 
 
-def _discounted_only_by(m: Mention, policy: FindingsPolicy, flag: str) -> bool:
-    """Discounted for `flag` and for nothing else: no other flag, not in an ignored section, not in a block, an
-    options list, another side's or overridden."""
+def _discounted_only_by(m: Mention, policy: FindingsPolicy, flag: str, block: str = "") -> bool:
+    """Discounted for `flag` and for nothing else: no other flag, not in an ignored section, not in a block (other
+    than `block`), an options list, another side's or overridden."""
     f = m.flags
     return (f[flag] and not any(f[other] for other in _DISCOUNT_FLAGS if other != flag)
             and m.section not in policy.ignore_sections and m.value is not None
-            and not any(cat.startswith("BLOCK_") or cat in ("OPTION_LIST", "OVERRIDDEN", "OTHER_SIDE")
+            and not any((cat.startswith("BLOCK_") and cat != block) or cat in ("OPTION_LIST", "OVERRIDDEN",
+                                                                                "OTHER_SIDE")
                         for cat, _, _ in m.modifiers))
 
 
@@ -996,8 +1024,9 @@ def only_queried(m: Mention, policy: FindingsPolicy) -> bool:
 
 
 def only_planned(m: Mention, policy: FindingsPolicy) -> bool:
-    """Discounted for a plan cue beside it and for nothing else."""
-    return _discounted_only_by(m, policy, "is_hypothetical")
+    """Discounted for a plan (a cue beside it, or a booking's block: 'Diagnosis: neglected DDH R hip' on the
+    theatre booking form) and for nothing else."""
+    return _discounted_only_by(m, policy, "is_hypothetical", "BLOCK_PLANNED")
 
 
 def discount_overridden(mentions: list[Mention], overridden_by: dict[str, list[str]]) -> None:

@@ -237,8 +237,8 @@ class BlockRule(_Strict):
 
     @model_validator(mode="after")
     def _read_somewhere(self) -> "BlockRule":
-        if not self.line_start and not self.inline_sentence:
-            raise ValueError(f"block rule {self.id}: a rule not read at line starts needs inline_sentence")
+        if not self.line_start and not self.inline_sentence and not self.quoted:
+            raise ValueError(f"block rule {self.id}: a rule not read at line starts needs inline_sentence or quoted")
         return self
 
     @model_validator(mode="after")
@@ -478,6 +478,9 @@ class CodeDescriptorPolicy(_Strict):
     describe the code, not the patient; the findings they name are the claim's, not documentation."""
 
     fields: list[str] = Field(description="fields whose mentions in a code's descriptor do not count")
+    yielding_fields: list[str] = Field(default_factory=list, description="fields whose mentions in a code's "
+                                       "descriptor count only when the note states the field nowhere else "
+                                       "('27258 \"... developmental - pt with DDH\"' beside a trampoline injury)")
     continuation: Regex = Field(description="regex (at a line start) for a wrapped descriptor's next line")
 
 
