@@ -231,7 +231,9 @@ def _sentence_stop(text: str, pos: int) -> int:
 
 _ALIGN = re.compile(r"[ \t]*(?:\.{3,}[ \t]*)?[:?=]?[ \t]*")  # dot leaders line answers up too ('GA ..... NO')
 _FORM_LINE = 240  # an answer sits on the label's line, within this many characters
-_LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?(?=[ \t]*:)")
+# the rest of a label to its colon or its dot leaders ('GA conversion ...... Value: No')
+_LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Za-z /&()'-]{0,48}?)?"
+                              r"(?=[ \t]*(?::|\.{3,}))")
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
 _ROW_LABEL_TAIL = re.compile(r"(?:[^\n\[(:\u2610\u2611\u2612]|\([^)\n]{2,30}\)){1,40}?"
                              r"(?=[ \t]{2,}[\[(\u2610\u2611\u2612])")
@@ -283,7 +285,7 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
         if after.match(rest, align) is not None and align <= fp.max_gap:
             return _checked_answer(after.finditer(rest, align), res, end)
     options = list(res[0].finditer(rest))
-    if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-")):
+    if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-.")):
         return None
     if options and fp.side_option is not None and all(rx(fp.side_option).fullmatch(o.group("word").strip())
                                                        for o in options):
@@ -341,8 +343,9 @@ def _grid_answer(text: str, end: int, rest: str, fp: FormPolicy, res: tuple[Any,
     return None
 
 
-_TABLE_LINE = re.compile(r"[ \t]*\|[^\n]*\|[^\n]*\|[ \t]*$")
-_TABLE_RULE = re.compile(r"[ \t]*\|[ \t:|+-]*-[ \t:|+-]*\|[ \t]*$")
+_TABLE_LINE = re.compile(r"[ \t]*[|+][^\n]*[|+][^\n]*[|+][ \t]*$")  # '+---+' borders too
+_TABLE_RULE = re.compile(r"[ \t]*[|+][ \t:|+=-]*-[ \t:|+=-]*[|+][ \t]*$")
+_BOX_CELL = re.compile(r"\[\s*(\S?)\s*\]|\(\s*(\S?)\s*\)")
 _TABLE_ROWS = 40  # lines searched above a row for its table's header
 
 
@@ -391,6 +394,9 @@ def _table_answer(text: str, start: int, fp: FormPolicy) -> Optional[tuple[str, 
             cell = cells[column]
             offset = row_start + sum(len(c) + 1 for c in cells[:column]) + len(cell) - len(cell.lstrip())
             value = cell.strip()
+            box = _BOX_CELL.fullmatch(value)
+            if box is not None:  # '|   [x]    |   [ ]     |': a ticked box says done, an empty one not done
+                return ("affirmative" if res[1].fullmatch(box.group(1) or box.group(2) or "") else "negative"), offset
             if res[2].match(value):
                 return "negative", offset
             if res[3].match(value):
@@ -624,21 +630,27 @@ def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> No
 
 
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{1,100})[\"\u201d]")
+_UNSAID_REACH = 60  # characters before a quotation searched for the words that withdraw it
 
 
 def discount_retracted_quotes(text: str, mentions: list[Mention], rq: Any) -> None:
     """A quotation the note withdraws ('"... under GA" ... is no longer accurate') withdraws the words it quotes
     where they stand elsewhere in the note: the copied impression line they came from."""
     said = rx(rq.said)
+    unsaid = rx(rq.unsaid) if rq.unsaid else None
     spans = []
     for found in _QUOTED.finditer(text):
         quoted = found.group(1).strip()
-        if len(quoted) < rq.min_chars or said.match(text, found.end()) is None:
+        if len(quoted) < rq.min_chars:
             continue
-        # compiled here, not through the shared rx() cache: the pattern is the note's own words
+        if said.match(text, found.end()) is None and (
+                unsaid is None or unsaid.search(text, max(0, found.start() - _UNSAID_REACH), found.start()) is None):
+            continue
+        # compiled here, not through the shared rx() cache: the pattern is the note's own words; the withdrawn
+        # quotation itself is no documentation either
         source = re.compile(r"\s+".join(re.escape(w) for w in quoted.split()), re.IGNORECASE)
-        spans += [(m.start(), m.end(), quoted) for m in source.finditer(text)
-                  if not (found.start() <= m.start() < found.end())]
+        spans += [(m.start(), m.end(), quoted) for m in source.finditer(text)]
+        spans.append((found.start(), found.end(), quoted))
     if not spans:
         return
     for m in mentions:

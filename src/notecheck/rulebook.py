@@ -469,6 +469,8 @@ class RetractedQuotePolicy(_Strict):
     quoted words, wherever else the note carries them, are withdrawn."""
 
     said: Regex = Field(description="regex, right after the closing quote, for the words that withdraw the quotation")
+    unsaid: Optional[Regex] = Field(default=None, description="regex ending right before the opening quote, for "
+                                    "words that withdraw what follows ('Please disregard \"general endotracheal\"')")
     min_chars: int = Field(ge=1, description="shortest quotation searched for elsewhere (a one-word quote is "
                                              "too common to find its source)")
 
