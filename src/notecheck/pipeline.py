@@ -135,7 +135,8 @@ def split_sentences(doc: Doc) -> Doc:
             # A continuation line in a "LABEL:   value" template is indented far past the label.
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             # a wrapped line may go on with a bracket ('une réduction chirurgicale\n(voie médiale) serait ...')
-            opens = nxt == "(" and i + 2 < n and text[offsets[i + 2] : offsets[i + 2] + 1].islower()
+            opens = (nxt == "(" and lengths[i + 1] == 1 and i + 2 < n
+                     and text[offsets[i + 2] : offsets[i + 2] + 1].islower())
             # a line that ends on 'an', 'and', 'to' cannot end its sentence ('... incorrectly lists an\n"open ...')
             hangs = line[line.rfind(" ") + 1 :].lower() in _HANGING_WORDS
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
