@@ -982,6 +982,8 @@ def discount_arrived_reduced(text: str, mentions: list[Mention], ar: Any) -> Opt
     cue, past = rx(ar.elsewhere_cue), rx(ar.past_cue)
 
     def elsewhere(m: Mention) -> bool:
+        if any(cat == "BLOCK_ELSEWHERE" for cat, _, _ in m.modifiers):
+            return True  # inside another hospital's quoted or pasted report
         cues = [c for cat, c, _ in m.modifiers if cat == "HISTORICAL"]
         return any(cue.search(c) for c in cues) and not any(past.search(c) for c in cues)
 
