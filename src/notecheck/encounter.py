@@ -152,8 +152,9 @@ def _heading_end(pos: int, text_end: int, blanks: list[int], header_starts: list
 
 
 def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
-    """The entries of a dated chronology written before the encounter under review: the entry its first line marks
-    as the one at issue, else the header's date of service. Each entry runs to the next entry or blank line."""
+    """The entries of a dated chronology written before the encounter under review (or well after it): the entry its
+    first line marks as the one at issue, else the header's date of service. Each entry runs to the next entry or
+    blank line."""
     entries = list(rx(cp.entry, _IM).finditer(text))
     if len(entries) < 2:
         return []
@@ -174,8 +175,12 @@ def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
     began = min(marked[0][2]) if marked else encounter_start(text, cp.service_date, cp.service_date_reach, order)
     if began is None:
         return []
-    return [(start, end, "prior", "B-CHRONOLOGY", line.strip()[:60], start) for start, end, readings, line in dated
-            if _day(max(readings)) <= _day(began) - cp.earlier_days]
+    out: list[Block] = [(start, end, "prior", "B-CHRONOLOGY", line.strip()[:60], start)
+                        for start, end, readings, line in dated if _day(max(readings)) <= _day(began) - cp.earlier_days]
+    if cp.later_days is not None:
+        out += [(start, end, "later", "B-CHRONOLOGY", line.strip()[:60], start)
+                for start, end, readings, line in dated if _day(min(readings)) >= _day(began) + cp.later_days]
+    return out
 
 
 # How far before and after an anchor word a mid-line cue may begin and end.
@@ -1099,8 +1104,21 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
     first_line = text.find("\n", lead) if tv.first_line_is_title else -1
     title_line = rx(tv.title_line, _I) if tv.title_line else None
 
+    caps: list[tuple[int, int]] = []  # title lines in capitals near the top
+    pos = 0
+    for _ in range(tv.title_caps_lines):
+        end = text.find("\n", pos)
+        end = len(text) if end == -1 else end
+        line = text[pos:end]
+        words = [w for w in re.findall(r"[^\W\d_]+", line) if len(w) > 1]
+        if len(words) >= 3 and all(w.isupper() for w in words) and len(line.strip()) <= tv.title_max_chars:
+            caps.append((pos, end))
+        if end >= len(text):
+            break
+        pos = end + 1
+
     def on_first_line(m: Mention) -> bool:
-        return m.end <= first_line
+        return m.end <= first_line or any(lo <= m.start and m.end <= hi for lo, hi in caps)
 
     def titled(m: Mention) -> bool:
         return in_title_section(m) or on_first_line(m) or (
@@ -1110,8 +1128,10 @@ def discount_vetoed_titles(text: str, mentions: list[Mention], tv: TitleVetoPoli
 
     def short_title(m: Mention) -> bool:
         """A short first line, or a short labelled title line ('PROCEDURE NOTE: CLOSED REDUCTION UNDER GA')."""
-        if on_first_line(m):
+        if m.end <= first_line:
             return short_first_line
+        if on_first_line(m):
+            return True  # a title line in capitals is short by construction
         if title_line is None:
             return False
         start = text.rfind("\n", 0, m.start) + 1

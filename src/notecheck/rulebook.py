@@ -251,7 +251,7 @@ class BlockRule(_Strict):
 
 class ChronologyPolicy(_Strict):
     """A chronology of dated entries (a reviewer's summary of the records, a dated inpatient course): the entries dated
-    before the encounter under review are earlier episodes, whatever they say."""
+    before the encounter under review are earlier episodes, and those well after it later ones, whatever they say."""
 
     entry: str = Field(description="regex for a line that opens a dated entry; group 'date' the entry's full date")
     index_marker: str = Field(description="regex, in an entry's first line, naming it the encounter under review "
@@ -260,6 +260,8 @@ class ChronologyPolicy(_Strict):
                                           "'date' where the date begins")
     service_date_reach: int = Field(ge=0, description="characters from the note's start to look for it")
     earlier_days: int = Field(ge=1, description="an entry this many days or more before the encounter is earlier")
+    later_days: Optional[int] = Field(default=None, ge=1, description="an entry this many days or more after the "
+                                      "encounter is a later episode (a follow-up, a separate admission)")
 
     @field_validator("entry", "index_marker", "service_date")
     @classmethod
@@ -557,6 +559,9 @@ class TitleVetoPolicy(_Strict):
                                     "dropped")
     title_max_chars: int = Field(default=160, ge=1, description="a first line longer than this is prose, not a "
                                  "title, for body_decides")
+    title_caps_lines: int = Field(default=0, ge=0, description="a line of three or more words all in capitals among "
+                                  "the note's first this many lines is a title ('RÉDUCTION SOUS AG D'UNE LUXATION "
+                                  "...' under the letterhead)")
     title_reach: Optional[int] = Field(default=None, ge=1, description="characters from a title section's header "
                                        "within which it names the procedure; past them the section narrates it "
                                        "('Procedure:' over the whole account) and is body")
