@@ -15,11 +15,18 @@ from typing import Any, Iterator, Optional
 
 from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
-from notecheck.rulebook import BlockPolicy, ChronologyPolicy, FindingsPolicy, FormPolicy, TitleVetoPolicy
+from notecheck.rulebook import (
+    BlockPolicy,
+    ChronologyPolicy,
+    FindingsPolicy,
+    FormPolicy,
+    PatientListPolicy,
+    TitleVetoPolicy,
+)
 
 EPISODE_FLAG = {"prior": "is_historical", "later": "is_historical", "elsewhere": "is_historical",
                  "planned": "is_hypothetical", "generic": "is_hypothetical", "spoken": "is_hypothetical",
-                 "negated": "is_negated", "considered": "is_uncertain"}
+                 "negated": "is_negated", "considered": "is_uncertain", "other_patient": "is_family"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
 
@@ -126,6 +133,8 @@ def find_blocks(text: str, header_starts: list[int], bp: BlockPolicy) -> list[Bl
                 out.append((cue.start(), end, rule.episode, rule.id, cue.group(0).strip()[:60], cue.start()))
     if bp.chronology is not None:
         out.extend(_earlier_entries(text, bp.chronology))
+    if bp.patients is not None:
+        out.extend(_other_patients(text, bp.patients))
     out.sort(key=lambda b: b[0])
     return out
 
@@ -180,6 +189,50 @@ def _earlier_entries(text: str, cp: ChronologyPolicy) -> list[Block]:
     if cp.later_days is not None:
         out += [(start, end, "later", "B-CHRONOLOGY", line.strip()[:60], start)
                 for start, end, readings, line in dated if _day(min(readings)) >= _day(began) + cp.later_days]
+    return out
+
+
+def _other_patients(text: str, pp: PatientListPolicy) -> list[Block]:
+    """The items of a multi-patient document other than the one the question is about. Nothing is blocked unless
+    two or more patient items are found and exactly one of them is marked, or named above the list, as the index."""
+    items = list(rx(pp.item, _IM).finditer(text))
+    if len(items) < 2:
+        return []
+    lines = []
+    for m in items:
+        end = text.find("\n", m.start())
+        lines.append(text[m.start() : len(text) if end == -1 else end])
+    marker = rx(pp.index_marker)
+    index = [k for k, line in enumerate(lines) if marker.search(line)]
+    surname, not_names = rx(pp.surname), set(pp.not_names)
+    if len(index) != 1:
+        numbers: set[str] = set()
+        names: set[str] = set()
+        for cue in rx(pp.header_cue, _IM).finditer(text, 0, items[0].start()):
+            line = cue.group(0)
+            numbers |= {n.group("num").upper() for n in rx(pp.header_number).finditer(line)}
+            names |= {w.group(0) for w in surname.finditer(line) if w.group(0) not in not_names}
+        if numbers or names:
+            index = [k for k, (m, line) in enumerate(zip(items, lines))
+                     if (m.groupdict().get("num") or "").upper() in numbers
+                     or any(w.group(0) in names for w in surname.finditer(line))]
+    if len(index) != 1:
+        return []
+    # the index patient may have a summary line and a full entry further down ('1. SEKIBO, Daniel (INDEX)')
+    surname, not_names = rx(pp.surname), set(pp.not_names)
+    own = {w.group(0) for w in surname.finditer(lines[index[0]])
+           if w.group(0) not in not_names and len(w.group(0)) > 3}  # not a record prefix ('CHI 2807240561')
+    ours = {k for k, line in enumerate(lines)
+            if k == index[0] or own & {w.group(0) for w in surname.finditer(line)}}
+    stop = rx(pp.until, _IM)
+    out: list[Block] = []
+    for k, m in enumerate(items):
+        end = items[k + 1].start() if k + 1 < len(items) else len(text)
+        divider = stop.search(text, m.end(), end)
+        if divider is not None:
+            end = divider.start()
+        if k not in ours:
+            out.append((m.start(), end, "other_patient", "B-OTHER-PATIENT", lines[k].strip()[:60], m.start()))
     return out
 
 

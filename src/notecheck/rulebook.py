@@ -207,7 +207,8 @@ class BlockRule(_Strict):
     teaching text. The block runs to the first blank line, the next labelled line or section header, or `until`."""
 
     id: str
-    episode: Literal["prior", "later", "planned", "elsewhere", "generic", "spoken", "negated", "considered"]
+    episode: Literal["prior", "later", "planned", "elsewhere", "generic", "spoken", "negated", "considered",
+                     "other_patient"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
@@ -276,6 +277,25 @@ class ChronologyPolicy(_Strict):
         return v
 
 
+class PatientListPolicy(_Strict):
+    """A document about several patients (a night handover, a theatre day list, a morning report) that names the one
+    the question is about: every other patient's item is about someone else."""
+
+    item: Regex = Field(description="regex (multiline) for the first line of a patient's item: a list marker and an "
+                        "identity (a surname in capitals, an age and sex, a record number); optional group 'num' the "
+                        "item's number or letter")
+    index_marker: Regex = Field(description="regex, on an item's first line, marking it as the patient asked about "
+                                "('<<< CODING QUERY', '** coding flag **')")
+    header_cue: Regex = Field(description="regex for a line above the first item that names the patient asked "
+                              "about ('Coding review requested for UR 7730415 (bed 22, MORCOMBE) - item 2 only')")
+    header_number: Regex = Field(description="regex, in such a line, for the item's number: group 'num'")
+    surname: Regex = Field(description="regex for a surname in capitals, in such a line and on an item's first line")
+    not_names: list[str] = Field(default_factory=list, description="words in capitals that are never a surname "
+                                 "('CODING', 'ONLY', 'BED')")
+    until: Regex = Field(description="regex (multiline) for a line that ends the list (a divider): the last item runs "
+                         "to it")
+
+
 class BlockPolicy(_Strict):
     """Block- and section-level context: ConText cues reach a few words, these reach a whole labelled block."""
 
@@ -288,6 +308,7 @@ class BlockPolicy(_Strict):
         default=None, description="regex (multiline) for a list item that speaks of now ('- Now: admitted for "
                                   "traction'): it ends a heading's planned list")
     chronology: Optional[ChronologyPolicy] = None
+    patients: Optional[PatientListPolicy] = None
     keeps: dict[str, list[str]] = Field(
         default_factory=dict, description="episode -> fields whose mentions still count inside such a block "
                                           "(a prosthesis named in the past history still decides the etiology)")
