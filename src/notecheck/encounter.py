@@ -219,7 +219,6 @@ def _other_patients(text: str, pp: PatientListPolicy) -> list[Block]:
     if len(index) != 1:
         return []
     # the index patient may have a summary line and a full entry further down ('1. SEKIBO, Daniel (INDEX)')
-    surname, not_names = rx(pp.surname), set(pp.not_names)
     own = {w.group(0) for w in surname.finditer(lines[index[0]])
            if w.group(0) not in not_names and len(w.group(0)) > 3}  # not a record prefix ('CHI 2807240561')
     ours = {k for k, line in enumerate(lines)
@@ -665,6 +664,7 @@ def discount_code_descriptors(text: str, mentions: list[Mention], cd: Any) -> No
             line_end = text.find("\n", end + 1)
             end = len(text) if line_end == -1 else line_end
         spans.append((code.end, end, code.text))
+
     def described(m: Mention) -> Optional[str]:
         return next((c for lo, hi, c in spans if lo <= m.start < hi), None)
 
