@@ -88,6 +88,7 @@ def defer_quickumls() -> None:
 
 _HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from",
                             "under", "into", "was", "were", "is", "are", "be", "been", "that", "which", "as", "but",
+                            "has", "had", "have", "his", "their",
                             # the same in the other languages notes come in: articles, conjunctions, prepositions
                             "der", "die", "das", "des", "dem", "ein", "eine", "einer", "einem", "einen", "eines",
                             "und", "oder", "mit", "bei", "zur", "zum", "vom", "nach", "über", "unter", "auf", "für",
@@ -316,6 +317,11 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
                    metadata=r.metadata.model_dump())
         for r in book.targets.target_rules
     ])
-    matcher.add([ConTextRule(**r.model_dump(exclude_none=True)) for r in book.context.context_rules])
+    matcher.add([
+        ConTextRule(**r.model_dump(exclude_none=True, exclude={"metadata", "modifies_targets_within", "backward_scope"}),
+                    metadata={**(r.metadata or {}), "modifies_targets_within": r.modifies_targets_within,
+                              "backward_scope": r.backward_scope})
+        for r in book.context.context_rules
+    ])
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
     return nlp

@@ -94,6 +94,11 @@ class ContextRuleSpec(_PatternRule):
                                                "manipulation done at our ER (hip already reduced at the referring "
                                                "hospital)')")
     metadata: Optional[dict[str, Any]] = None
+    backward_scope: Optional[int] = Field(default=None, ge=1, description="a bidirectional cue's reach behind it, "
+                                          "when shorter than its max_scope ahead")
+    modifies_targets_within: bool = Field(default=False, description="the cue's own words hold the target it "
+                                          "qualifies ('if closed reduction fails'): a target inside the cue takes "
+                                          "its category too (medspaCy never pairs a cue with a target it overlaps)")
 
 
 class SectionRuleSpec(_PatternRule):
