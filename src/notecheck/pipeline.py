@@ -287,6 +287,10 @@ def clear_caches(nlp: Language) -> None:
 MAX_CHARS = 50_000_000  # ten times the largest note any entry point accepts by default
 
 
+# Our own cue options: medspaCy's ConTextRule does not take them, so they travel in its metadata.
+_NOTECHECK_CUE_FIELDS = {"metadata", "modifies_targets_within", "backward_scope"}
+
+
 def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions: bool = False) -> Language:
     """spacy.blank('en') + our sentence splitter + one scan for sections, targets and ConText cues + findings.
 
@@ -318,7 +322,7 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
         for r in book.targets.target_rules
     ])
     matcher.add([
-        ConTextRule(**r.model_dump(exclude_none=True, exclude={"metadata", "modifies_targets_within", "backward_scope"}),
+        ConTextRule(**r.model_dump(exclude_none=True, exclude=_NOTECHECK_CUE_FIELDS),
                     metadata={**(r.metadata or {}), "modifies_targets_within": r.modifies_targets_within,
                               "backward_scope": r.backward_scope})
         for r in book.context.context_rules
