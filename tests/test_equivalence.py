@@ -7,12 +7,12 @@ import pytest
 import spacy
 from conftest import ROOT
 from medspacy.common.util import get_token_for_char
-from medspacy.context import ConTextRule
 from medspacy.section_detection import SectionRule
 from medspacy.target_matcher import TargetRule
 
 from notecheck.fastregex import matching_text
 from notecheck.matching import RuleMatcher, token_for_char
+from notecheck.pipeline import context_rules
 
 NOTES = sorted(
     [*ROOT.glob("corpus/*.txt"), *ROOT.glob("sample_notes/*.txt"), *ROOT.glob("holdout*/*.txt"),
@@ -39,7 +39,7 @@ def medspacy_pipeline(book):
         "rules": None, "input_span_type": "group", "span_group_name": SPAN_GROUP,
         "span_attrs": {category: {flag: True} for category, flag in CONTEXT_FLAGS.items()},
         "prune_on_target_overlap": False})
-    context.add([ConTextRule(**r.model_dump(exclude_none=True)) for r in book.context.context_rules])
+    context.add(context_rules(book))
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
     return nlp
 

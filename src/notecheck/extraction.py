@@ -207,6 +207,10 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
     graph = doc._.context_graph if Doc.has_extension("context_graph") else None
     for target, modifier in getattr(graph, "edges", None) or []:
         modifiers_of.setdefault((target.start, target.end, target.label), []).append(modifier)
+    # A cue whose own words hold a target ('if closed reduction fails') qualifies it too: ConText never pairs a cue
+    # with a target it overlaps, so the findings stage does.
+    holding = [m for m in getattr(graph, "modifiers", None) or []
+               if (m.rule.metadata or {}).get("modifies_targets_within")]
     code_label = re.compile(policy.code_label_pattern)
     header_starts = _header_starts(doc)
     blocks = find_blocks(text, header_starts, policy.blocks) if policy.blocks is not None else []
@@ -217,6 +221,10 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
         key = (first, end, label_id)
         meta = dict(rule.metadata or {})
         modifiers = modifiers_of.get(key, ())
+        held = [m for m in holding if m.modifier_span[0] <= first and end <= m.modifier_span[1]
+                and m.allows(label.upper()) and m not in modifiers]
+        if held:
+            modifiers = [*modifiers, *held]
         flags = dict.fromkeys(_FLAG_ATTRS, False)
         for attribute, setting in (rule.attributes or {}).items():  # a TargetRule may set a flag itself
             if attribute in flags:

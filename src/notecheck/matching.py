@@ -53,10 +53,8 @@ def token_for_char(starts: list[int], char: int, resolve: str) -> Optional[int]:
 
 
 def cue_scope(direction: str, start: int, end: int, sent_start: int, sent_end: int,
-              max_scope: Optional[int], backward_scope: Optional[int] = None) -> tuple[int, int]:
-    """A cue's scope within its sentence, as medspaCy 1.3.1's ConTextModifier sets it (max_scope caps each side);
-    `backward_scope`, when a rule sets it, caps the backward side alone ('was listed for' reaches a long list ahead
-    but only a few words behind)."""
+              max_scope: Optional[int]) -> tuple[int, int]:
+    """A cue's scope within its sentence, as medspaCy 1.3.1's ConTextModifier sets it (max_scope caps each side)."""
     way = direction.lower()
     if way == "forward":
         lo, hi = end, sent_end
@@ -68,9 +66,8 @@ def cue_scope(direction: str, start: int, end: int, sent_start: int, sent_end: i
             lo = start - max_scope
     else:
         lo, hi = sent_start, sent_end
-        back = backward_scope if backward_scope is not None else max_scope
-        if back is not None and start - lo > back:
-            lo = start - back
+        if max_scope is not None and start - lo > max_scope:
+            lo = start - max_scope
         if max_scope is not None and hi - end > max_scope:
             hi = end + max_scope
     return lo, hi
@@ -253,8 +250,7 @@ class RuleMatcher:
             rule = rules[i]
             # medspaCy scopes a cue by its first word's sentence; a cue whose words run over a sentence break still
             # limits the scopes of the cues in the sentences it reaches
-            scope = cue_scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope,
-                              (rule.metadata or {}).get("backward_scope"))
+            scope = cue_scope(rule.direction, start, end, bounds[n], bounds[n + 1], rule.max_scope)
             for k in range(n, sent_of[end - 1] + 1):
                 if k in targets_in:  # a cue in a sentence without targets can change nothing
                     cue = ConTextModifier(rule, start, end, doc, *scope)
@@ -268,7 +264,6 @@ class RuleMatcher:
             graph.targets, graph.modifiers = targets_in[n], cues
             graph.update_scopes()
             graph.apply_modifiers()
-            _modify_targets_within(graph)
             whole.modifiers.extend(m for m in graph.modifiers if id(m) not in reaching)
             whole.edges.extend(e for e in graph.edges if id(e[1]) not in reaching)
         if self.span_extensions:
@@ -277,20 +272,6 @@ class RuleMatcher:
                 for attr, value in self.context_attributes.get(modifier.category, {}).items():
                     setattr(target._, attr, value)
         doc._.context_graph = whole
-
-
-def _modify_targets_within(graph: ConTextGraph) -> None:
-    """Pair a cue marked `modifies_targets_within` with the targets its own words hold: 'if closed reduction fails'
-    is one cue, and the closed reduction inside it is as conditional as the open reduction after it."""
-    paired = {(id(t), id(m)) for t, m in graph.edges}
-    for cue in graph.modifiers:
-        if not (cue.rule.metadata or {}).get("modifies_targets_within"):
-            continue
-        start, end = cue.modifier_span
-        for target in graph.targets:
-            if start <= target.start and target.end <= end and cue.allows(target.label_.upper()) \
-                    and (id(target), id(cue)) not in paired:
-                graph.edges.append((target, cue))
 
 
 @Language.factory("notecheck_matcher", default_config={"span_group_name": "notecheck", "span_extensions": False,

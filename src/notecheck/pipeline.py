@@ -13,7 +13,7 @@ import re
 import sys
 import types
 import warnings
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Optional
 
 import numpy
@@ -287,8 +287,28 @@ def clear_caches(nlp: Language) -> None:
 MAX_CHARS = 50_000_000  # ten times the largest note any entry point accepts by default
 
 
-# Our own cue options: medspaCy's ConTextRule does not take them, so they travel in its metadata.
+# Our own cue options: medspaCy's ConTextRule does not take them as arguments; they travel in its metadata (and
+# a shorter reach behind the cue as its public on_modifies callback).
 _NOTECHECK_CUE_FIELDS = {"metadata", "modifies_targets_within", "backward_scope"}
+
+
+def _within_reach_behind(reach: int, target: Any, cue: Any, between: Any) -> bool:
+    """A bidirectional cue whose rule sets backward_scope modifies a target behind it only within that many tokens."""
+    return target.start >= cue.start or target.end > cue.start - reach
+
+
+def context_rules(book: Rulebook) -> list[Any]:
+    """medspaCy ConTextRules for the rulebook's cues, with our options carried through medspaCy's public API: the
+    same rules serve our matcher and medspaCy's own ConText (the equivalence tests build both from here)."""
+    from medspacy.context import ConTextRule
+
+    return [
+        ConTextRule(**r.model_dump(exclude_none=True, exclude=_NOTECHECK_CUE_FIELDS),
+                    on_modifies=(partial(_within_reach_behind, r.backward_scope)
+                                 if r.backward_scope is not None else None),
+                    metadata={**(r.metadata or {}), "modifies_targets_within": r.modifies_targets_within})
+        for r in book.context.context_rules
+    ]
 
 
 def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions: bool = False) -> Language:
@@ -297,7 +317,6 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
     notecheck reads each target's rule from the matcher's records and its modifiers from ConText's graph, so by
     default the pipeline skips medspaCy's per-span extensions. span_extensions=True writes them too
     (span._.target_rule, span._.modifiers, span._.is_negated, ...) for anyone inspecting the Doc's spans."""
-    from medspacy.context import ConTextRule
     from medspacy.section_detection import SectionRule
     from medspacy.target_matcher import TargetRule
 
@@ -321,11 +340,6 @@ def build_pipeline(book: Rulebook, family: Optional[str] = None, span_extensions
                    metadata=r.metadata.model_dump())
         for r in book.targets.target_rules
     ])
-    matcher.add([
-        ConTextRule(**r.model_dump(exclude_none=True, exclude=_NOTECHECK_CUE_FIELDS),
-                    metadata={**(r.metadata or {}), "modifies_targets_within": r.modifies_targets_within,
-                              "backward_scope": r.backward_scope})
-        for r in book.context.context_rules
-    ])
+    matcher.add(context_rules(book))
     nlp.add_pipe("notecheck_findings", config={"patterns_dir": str(book.root)})
     return nlp
