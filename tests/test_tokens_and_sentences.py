@@ -42,6 +42,10 @@ def _reference(doc):
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             opens = nxt == "(" and i + 2 < n and words[i + 2][:1].islower()
             hangs = line.split(" ")[-1].lower() in _HANGING_WORDS
+            mark = re.match(r"[ \t]*(>+|\|)[ \t]*", line)
+            after = re.compile(r"[ \t]*(>+|\|)[ \t]*").match(text, doc[i + 1].idx) if i + 1 < n else None
+            if mark and after and nxt[:1] in (">", "|") and mark.group(1) == after.group(1):
+                nxt = text[after.end() : after.end() + 1]  # a quotation wraps inside its marks
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
                        and (nxt[:1].islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
@@ -70,6 +74,8 @@ AWKWARD = [
     "A long line that goes on and on without any closing punctuation at all here\n(Not continued) ok",
     "A long line that goes on and on without any closing punctuation and then ends on an\n\"Open\" word",
     "A long line that goes on and on without any closing punctuation and then ends on The\nNext line",
+    ">> A long quoted line that goes on without any closing punctuation, no acetabular\n>>   or femoral head fracture",
+    "> A long quoted line that goes on without any closing punctuation, no acetabular\n>> or a deeper quote",
     "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 

@@ -96,6 +96,7 @@ _HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "
                             "ou", "avec", "pour", "sur", "sous", "dans", "el", "los", "las", "una", "y", "con", "por",
                             "para", "del", "uma", "com", "pela", "pelo", "och", "eller", "af", "og", "med",
                             "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy"})
+_QUOTE_MARKS = re.compile(r"[ \t]*(>+|\|)[ \t]*")  # the marks that open each line of a quotation
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
 _STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
@@ -140,6 +141,13 @@ def split_sentences(doc: Doc) -> Doc:
                      and text[offsets[i + 2] : offsets[i + 2] + 1].islower())
             # a line that ends on 'an', 'and', 'to' cannot end its sentence ('... incorrectly lists an\n"open ...')
             hangs = line[line.rfind(" ") + 1 :].lower() in _HANGING_WORDS
+            # an e-mail style quotation ('>> ... no acetabular' / '>>   or femoral head fracture') wraps inside
+            # its quote marks: the word after the next line's marks decides
+            if nxt in (">", "|") and i + 1 < n:
+                mark = _QUOTE_MARKS.match(line)
+                after = _QUOTE_MARKS.match(text, offsets[i + 1])
+                if mark is not None and after is not None and mark.group(1) == after.group(1):
+                    nxt = text[after.end() : after.end() + 1]
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
                        and (nxt.islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
             if not wrapped and i + 1 < n:
