@@ -18,7 +18,7 @@ from notecheck.extraction import ORIGINAL_TEXT_KEY
 from notecheck.fastregex import lowered, remember_text
 from notecheck.models import CheckResult
 from notecheck.pipeline import build_pipeline, clear_caches
-from notecheck.reading import Note, apply_dictation, normalize_for_matching, read_note, unusual_characters
+from notecheck.reading import Mark, Note, apply_dictation, normalize_for_matching, read_note, unusual_characters
 from notecheck.rulebook import Rulebook, load_rulebook
 from notecheck.validation import DEFAULT_FAMILY, validate
 
@@ -79,6 +79,17 @@ def _collect_due() -> None:
         gc.collect(0)
 
 
+def _spoken_digit_command(words: dict[str, str], min_run: int) -> tuple[re.Pattern[str], Mark, None]:
+    """A dictation command that reads a run of spoken digit words ('two seven two five four') as its digits."""
+    word = "(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + ")"
+    pattern = re.compile(rf"\b{word}(?:[ \t]+{word}){{{min_run - 1},}}\b", re.IGNORECASE)
+
+    def digits(m: re.Match[str]) -> str:
+        return "".join(words[w.lower()] for w in m.group(0).split())
+
+    return pattern, digits, None
+
+
 class Checker:
     """Reusable checker. Building the pipeline costs about half a second; checking a note a few milliseconds.
 
@@ -98,6 +109,9 @@ class Checker:
         # Speech-recognition sound-alikes are read as the term they stand for, in the same way.
         self._dictation += [(re.compile(s.heard, re.IGNORECASE), s.means, None)
                             for s in self.book.findings.sound_alikes]
+        spoken = self.book.findings.spoken_digits
+        if spoken is not None:
+            self._dictation.append(_spoken_digit_command(spoken.words, spoken.min_run))
         self._dictation_probes = [lowered(pattern.pattern) for pattern, _, _ in self._dictation]
 
     def check(self, text: str, code: Optional[str] = None, note_id: Optional[str] = None) -> CheckResult:

@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Callable, Optional, Union
 
 DEFAULT_MAX_BYTES = 5_000_000  # an operative note is a few KB; a file this large is not one note
 _CONTROL_OK = {"\t", "\n", "\r", "\f", "\v"}
@@ -101,7 +101,10 @@ def normalize_for_matching(text: str) -> str:
     return text.translate(_NORMALIZE)
 
 
-def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Optional[re.Pattern[str]]]],
+Mark = Union[str, Callable[[re.Match[str]], str]]  # what a command is read as: a fixed mark, or one made from the match
+
+
+def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], Mark, Optional[re.Pattern[str]]]],
                     probes: Optional[list[Optional[re.Pattern[str]]]] = None) -> str:
     """Spoken punctuation ('period', 'comma', 'new paragraph') read as the mark it names (a sound-alike as its term),
     padded with spaces so the copy keeps the note's length and every offset; `not_after` (matched on the words before)
@@ -117,13 +120,14 @@ def apply_dictation(text: str, commands: list[tuple[re.Pattern[str], str, Option
         if not applies:
             continue
 
-        def replace(m: re.Match[str], mark: str = mark, not_after: Optional[re.Pattern[str]] = not_after,
+        def replace(m: re.Match[str], mark: Mark = mark, not_after: Optional[re.Pattern[str]] = not_after,
                     source: str = text) -> str:
             if not_after is not None and not_after.search(source, max(0, m.start() - 24), m.start()) is not None:
                 return m.group(0)
-            if len(mark) > len(m.group(0)):  # the copy must keep every offset: a longer reading is not made
+            read = mark(m) if callable(mark) else mark
+            if len(read) > len(m.group(0)):  # the copy must keep every offset: a longer reading is not made
                 return m.group(0)
-            return (mark + " " * len(m.group(0)))[: len(m.group(0))]
+            return (read + " " * len(m.group(0)))[: len(m.group(0))]
 
         changed = pattern.sub(replace, text)
         if low is not None and changed != text:

@@ -556,6 +556,23 @@ class SoundAlike(_Strict):
                                                                 "left as heard when the match is shorter than the term")
 
 
+class SpokenDigits(_Strict):
+    """Dictation software writes a code as the words spoken ('c p t two seven two five four'): a run of digit words
+    is read as its digits (a claimed code, a date), in the same-length copy."""
+
+    words: dict[str, str] = Field(min_length=10, description="each spoken digit word and the digit it names")
+    min_run: int = Field(ge=2, description="how many digit words in a row make a number (fewer stay words: 'one "
+                                           "attempt', 'two weeks')")
+
+    @field_validator("words")
+    @classmethod
+    def _digits(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(w for w, d in v.items() if not (len(d) == 1 and d.isdigit()) or not w.isalpha())
+        if bad:
+            raise ValueError(f"spoken digit words must be letters and name one digit: {bad}")
+        return v
+
+
 class FieldValue(_Strict):
     """A finding field and, optionally, one of its values (any value when left out)."""
 
@@ -685,6 +702,7 @@ class FindingsPolicy(_Strict):
                                           "its state")
     dictation: list[DictationCommand] = Field(default_factory=list)
     sound_alikes: list[SoundAlike] = Field(default_factory=list)
+    spoken_digits: Optional[SpokenDigits] = None
     struck_out: list[Regex] = Field(
         default_factory=list, description="regexes for text a transcription marks as struck out "
                                           "('[crossed out: ...]'): the rules read it as spaces, so nothing in it "
