@@ -43,7 +43,9 @@ _ABBREVIATIONS = frozenset({"incl", "approx", "appx", "esp", "resp", "eg", "ie",
                             "dr", "drs", "mr", "mrs", "ms", "prof", "vs", "ca", "abt", "bilat", "ant", "prox",
                             # German, French, Italian and Spanish ones that sit mid-sentence before a noun
                             "geschl", "ggf", "evtl", "bzw", "pat", "wo", "inkl", "bds", "sog", "zust", "nr",
-                            "mme", "pr", "sig", "sra", "dott", "dssa", "dra"})
+                            "mme", "pr", "sig", "sra", "dott", "dssa", "dra",
+                            # Hungarian: the side ('j.o.', 'b.o.'), 'approximately', 'e.g.', 'status post'
+                            "j.o", "b.o", "kb", "pl", "st.p", "ill"})
 
 
 class _DeferredPackage(types.ModuleType):
