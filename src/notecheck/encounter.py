@@ -26,7 +26,8 @@ from notecheck.rulebook import (
 
 EPISODE_FLAG = {"prior": "is_historical", "later": "is_historical", "elsewhere": "is_historical",
                  "planned": "is_hypothetical", "generic": "is_hypothetical", "spoken": "is_hypothetical",
-                 "negated": "is_negated", "considered": "is_uncertain", "other_patient": "is_family"}
+                 "negated": "is_negated", "considered": "is_uncertain", "claim": "is_uncertain",
+                 "other_patient": "is_family"}
 Block = tuple[int, int, str, str, str, int]  # start, end, episode, rule id, cue text, cue start
 _I, _IM = re.IGNORECASE, re.IGNORECASE | re.MULTILINE
 

@@ -231,6 +231,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
                 flags[attribute] = bool(setting)
         section = section_of(first)
         mods = []
+        if flags["is_negated"]:  # the rule's own words negate it ('shortening NOT required'): a negation beside it
+            mods.append(("NEGATED_EXISTENCE", text[start_char:end_char], start_char))
         for mod in modifiers:
             ms, me = mod.modifier_span
             last = doc[me - 1]

@@ -213,7 +213,7 @@ class BlockRule(_Strict):
 
     id: str
     episode: Literal["prior", "later", "planned", "elsewhere", "generic", "spoken", "negated", "considered",
-                     "other_patient"]
+                     "claim", "other_patient"]
     pattern: str = Field(description="regex matched at a line start (after any bullet or number)")
     until: Optional[str] = Field(default=None, description="regex that closes the block (an end-of-copy marker)")
     quoted: bool = Field(default=False, description="also mid-line: the cue followed by a quotation ('History "
