@@ -97,7 +97,8 @@ _HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "
                             "durch", "het", "een", "en", "van", "voor", "door", "le", "la", "les", "une", "du", "et",
                             "ou", "avec", "pour", "sur", "sous", "dans", "el", "los", "las", "una", "y", "con", "por",
                             "para", "del", "uma", "com", "pela", "pelo", "och", "eller", "af", "og", "med",
-                            "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy"})
+                            "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy",
+                            "ve", "ile", "veya", "olursa", "halinde", "durumunda"})
 _QUOTE_MARKS = re.compile(r"[ \t]*(>+|\|)[ \t]*")  # the marks that open each line of a quotation
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
