@@ -101,9 +101,10 @@ class Checker:
         self.book.family(family)  # fails early, naming the families that exist
         self.family = family
         self.nlp: Language = build_pipeline(self.book)
-        self._dictation = [(re.compile(c.pattern, re.IGNORECASE), c.mark,
-                            re.compile(c.not_after, re.IGNORECASE) if c.not_after else None)
-                           for c in self.book.findings.dictation]
+        self._dictation: list[tuple[re.Pattern[str], Mark, Optional[re.Pattern[str]]]] = [
+            (re.compile(c.pattern, re.IGNORECASE), c.mark,
+             re.compile(c.not_after, re.IGNORECASE) if c.not_after else None)
+            for c in self.book.findings.dictation]
         # Struck-out text is read as blank: the same same-length rewrite, with a space for a mark.
         self._dictation += [(re.compile(p, re.IGNORECASE), " ", None) for p in self.book.findings.struck_out]
         # Speech-recognition sound-alikes are read as the term they stand for, in the same way.
