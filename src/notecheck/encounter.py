@@ -295,7 +295,9 @@ _LINE_LABEL_TAIL = re.compile(r"(?:[ \t]*\([^)\n]{0,30}\))?(?:[ \t]+[A-Za-z][A-Z
 _LABEL_TAIL = re.compile(r"[ \t]*(?:/|,|&|\)|\band\b|\bor\b)[ \t]*[A-Za-z][A-Za-z /&()-]{0,40}?(?=[ \t]*:)", re.I)
 _ROW_LABEL_TAIL = re.compile(r"(?:[^\n\[(:\u2610\u2611\u2612]|\([^)\n]{2,30}\)){1,40}?"
                              r"(?=[ \t]{2,}[\[(\u2610\u2611\u2612])")
-_LABEL_HEAD = re.compile(r"[ \t]*(?:[-*\u2022][ \t]*)?[A-Za-z][A-Za-z'/-]*(?:[ \t]+[A-Za-z][A-Za-z'/-]*){0,2}[ \t]+")
+# a label's head before the mention: a bullet or an item number ('5.13', 'A6', 'D7)') and up to three words
+_LABEL_HEAD = re.compile(r"[ \t]*(?:[-*\u2022][ \t]*|[A-Z]?\d{1,2}(?:\.\d{1,2})?[a-z]?[.)]?[ \t]+)?"
+                         r"(?:[A-Za-z][A-Za-z'/-]*(?:[ \t]+[A-Za-z][A-Za-z'/-]*){0,2}[ \t]+)?")
 _FORM_MARKS = frozenset("[(:?=-\u2610\u2611\u2612\u25a1\u25a0")
 
 
@@ -343,7 +345,10 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
         if after.match(rest, align) is not None and align <= fp.max_gap:
             return _checked_answer(after.finditer(rest, align), res, end)
     options = list(res[0].finditer(rest))
-    if options and (options[0].start() - align > fp.max_gap or rest[: options[0].start()].strip(" \t:?=-.")):
+    lead = rest[: options[0].start()].strip(" \t:?=-.") if options else ""
+    if lead and fp.side_option is not None and rx(fp.side_option).fullmatch(lead):
+        lead = ""  # 'Adductor tenotomy ..... R: ( ) yes (x) no   L: ( ) yes (x) no': answered side by side
+    if options and (options[0].start() - align > fp.max_gap or lead):
         return None
     if options and fp.side_option is not None and all(rx(fp.side_option).fullmatch(o.group("word").strip())
                                                        for o in options):

@@ -243,7 +243,8 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
             if flag in flags:
                 flags[flag] = True
             mods.append((mod.category, text[mod_start:mod_end], mod_start))
-        if policy.forms is not None and label not in ("cpt_code", "icd10_code"):
+        if policy.forms is not None and label not in ("cpt_code", "icd10_code") \
+                and not _ANSWERED_BOX.search(text, start_char, end_char):  # '[ ] R  [x] L' is itself the answer
             answer = form_answer(text, end_char, policy.forms, start_char)
             if answer is not None:
                 if answer[0] == "blank":  # an unfilled template field says nothing either way
@@ -333,6 +334,9 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
 
 
 
+# a box ticked inside a mention ('[ ] R  [x] L'): the mention is itself a form's answer
+_ANSWERED_BOX = re.compile(r"\[\s*[xX\u2713\u2714\u2022\u25cf]\s*\]|\(\s*[xX\u2713\u2714\u2022\u25cf]\s*\)"
+                           r"|[\u2611\u2612]")
 _OPTION_GAP = re.compile(r"(?:[\s/,|;:()\[\]\u2610\u25a1-]|\bor\b|\band\b)*", re.IGNORECASE)
 
 
