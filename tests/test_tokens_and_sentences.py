@@ -46,6 +46,11 @@ def _reference(doc):
             after = re.compile(r"[ \t]*(>+|\|)[ \t]*").match(text, doc[i + 1].idx) if i + 1 < n else None
             if mark and after and nxt[:1] in (">", "|") and mark.group(1) == after.group(1):
                 nxt = text[after.end() : after.end() + 1]  # a quotation wraps inside its marks
+            number = re.compile(r"[ \t]*(?:\d{1,3}:)?\d{1,2}[ \t]{2,}(?=\S)")
+            numbered = number.match(line)
+            after = number.match(text, doc[i + 1].idx) if i + 1 < n else None
+            if numbered and after and nxt[:1].isdigit():
+                nxt = text[after.end() : after.end() + 1]  # a numbered transcript line wraps past the next number
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
                        and (nxt[:1].islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
             start_next = not wrapped
@@ -76,6 +81,8 @@ AWKWARD = [
     "A long line that goes on and on without any closing punctuation and then ends on The\nNext line",
     ">> A long quoted line that goes on without any closing punctuation, no acetabular\n>>   or femoral head fracture",
     "> A long quoted line that goes on without any closing punctuation, no acetabular\n>> or a deeper quote",
+    "10:10        and the hip finds its way in over days, slowly. No\n10:11        manipulation, no sedation.",
+    "12   A long numbered line that goes on without any closing punctuation\n13   Next line starts upper",
     "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 
