@@ -46,10 +46,10 @@ def _reference(doc):
             after = re.compile(r"[ \t]*(>+|\|)[ \t]*").match(text, doc[i + 1].idx) if i + 1 < n else None
             if mark and after and nxt[:1] in (">", "|") and mark.group(1) == after.group(1):
                 nxt = text[after.end() : after.end() + 1]  # a quotation wraps inside its marks
-            number = re.compile(r"[ \t]*(?:\d{1,3}:)?\d{1,2}[ \t]{2,}(?=\S)")
+            number = re.compile(r"[ \t]*(?:\d{1,3}:)?(\d{1,2})[ \t]{2,}(?=\S)")
             numbered = number.match(line)
             after = number.match(text, doc[i + 1].idx) if i + 1 < n else None
-            if numbered and after and nxt[:1].isdigit():
+            if numbered and after and nxt[:1].isdigit() and int(after.group(1)) == int(numbered.group(1)) + 1:
                 nxt = text[after.end() : after.end() + 1]  # a numbered transcript line wraps past the next number
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
                        and (nxt[:1].islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
@@ -83,6 +83,7 @@ AWKWARD = [
     "> A long quoted line that goes on without any closing punctuation, no acetabular\n>> or a deeper quote",
     "10:10        and the hip finds its way in over days, slowly. No\n10:11        manipulation, no sedation.",
     "12   A long numbered line that goes on without any closing punctuation\n13   Next line starts upper",
+    "14:05  plan closed reduction under sedation if the films show no acetabular fracture\n14:40  reduced with Allis",
     "Booked as ?ORIF R acetabulum. Imp: ?#NOF. Why?Because", "reads \"?open reduction\" ?  Next",
 ]
 

@@ -346,8 +346,14 @@ def form_answer(text: str, end: int, fp: FormPolicy, start: Optional[int] = None
             return _checked_answer(after.finditer(rest, align), res, end)
     options = list(res[0].finditer(rest))
     lead = rest[: options[0].start()].strip(" \t:?=-.") if options else ""
-    if lead and fp.side_option is not None and rx(fp.side_option).fullmatch(lead):
-        lead = ""  # 'Adductor tenotomy ..... R: ( ) yes (x) no   L: ( ) yes (x) no': answered side by side
+    by_side = bool(lead) and fp.side_option is not None and rx(fp.side_option).fullmatch(lead) is not None
+    if by_side:
+        # 'Adductor tenotomy ..... R: ( ) yes (x) no   L: ( ) yes (x) no': answered side by side; done on one side
+        # is done
+        lead = ""
+        yes = [o for o in options if res[1].search(o.group("mark")) and res[3].match(o.group("word").strip())]
+        if yes:
+            return "affirmative", end + yes[0].start("word")
     if options and (options[0].start() - align > fp.max_gap or lead):
         return None
     if options and fp.side_option is not None and all(rx(fp.side_option).fullmatch(o.group("word").strip())

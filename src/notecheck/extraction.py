@@ -335,7 +335,7 @@ def _mentions(doc: Doc, policy: FindingsPolicy) -> list[Mention]:
 
 
 # a box ticked inside a mention ('[ ] R  [x] L'): the mention is itself a form's answer
-_ANSWERED_BOX = re.compile(r"\[\s*[xX\u2713\u2714\u2022\u25cf]\s*\]|\(\s*[xX\u2713\u2714\u2022\u25cf]\s*\)"
+_ANSWERED_BOX = re.compile(r"\[\s*[xX\u2713\u2714\u2022\u25cf\u25c9]\s*\]|\(\s*[xX\u2713\u2714\u2022\u25cf\u25c9]\s*\)"
                            r"|[\u2611\u2612]")
 _OPTION_GAP = re.compile(r"(?:[\s/,|;:()\[\]\u2610\u25a1-]|\bor\b|\band\b)*", re.IGNORECASE)
 

@@ -100,7 +100,7 @@ _HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "
                             "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy",
                             "ve", "ile", "veya", "olursa", "halinde", "durumunda"})
 _QUOTE_MARKS = re.compile(r"[ \t]*(>+|\|)[ \t]*")  # the marks that open each line of a quotation
-_LINE_NUMBER = re.compile(r"[ \t]*(?:\d{1,3}:)?\d{1,2}[ \t]{2,}(?=\S)")  # a transcript's page:line number
+_LINE_NUMBER = re.compile(r"[ \t]*(?:\d{1,3}:)?(\d{1,2})[ \t]{2,}(?=\S)")  # a transcript's page:line number
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
 _STOP_THEN_LOWER = re.compile(r"[.!?][ \t]+[a-z]")
 _STOP_THEN_UPPER = re.compile(r"[.!?][ \t]+[A-Z]")
@@ -157,7 +157,8 @@ def split_sentences(doc: Doc) -> Doc:
             if nxt.isdigit() and i + 1 < n:
                 numbered = _LINE_NUMBER.match(line)
                 after = _LINE_NUMBER.match(text, offsets[i + 1])
-                if numbered is not None and after is not None:
+                if numbered is not None and after is not None \
+                        and int(after.group(1)) == int(numbered.group(1)) + 1:  # numbered lines, not clock times
                     nxt = text[after.end() : after.end() + 1]
             wrapped = (w.count("\n") < 2 and len(line) >= _WRAP_MIN_LINE and line[-1:] not in ".:;!?"
                        and (nxt.islower() or opens or hangs or indent >= _CONTINUATION_INDENT))
