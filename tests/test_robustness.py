@@ -219,3 +219,21 @@ def test_a_note_over_a_million_characters_is_checked_everywhere(checker, tmp_pat
     client = TestClient(create_app(checker, max_bytes=3_000_000))
     answer = client.post("/v1/check", json={"text": text})
     assert answer.status_code == 200 and answer.json()["supported_code"] == "27250"
+
+
+# Long runs of one kind of character, as hostile input or broken exports carry them. A rule whose regex can split
+# such a run in many ways ('(?:[A-Za-z]\w*\s*){1,4}' over 'xxxx...', ' +comma' tried at every space of a run)
+# backtracks without bound: one note stalls a worker, a batch or the service.
+RUNS = {"letters": "x" * 20000, "spaces": " " * 20000, "tabs": "\t" * 20000, "words": "hip " * 5000,
+        "slashes": "ab / " * 4000, "brackets": "(x " * 7000, "dashes": "- " * 10000, "digits": "1" * 20000,
+        "colons": ": " * 10000, "dots": "." * 20000, "capitals": "ABC " * 5000, "quotes": '"a ' * 7000,
+        "blank lines": "\n" * 20000}
+
+
+@pytest.mark.timeout(300)  # a rule that backtracks without bound fails here instead of stalling the suite
+@pytest.mark.parametrize("run", RUNS.values(), ids=RUNS.keys())
+def test_long_runs_of_one_character_are_read_in_passing(checker, run):
+    text = f"Left hip dislocation.{run}\nClosed reduction of the left hip under sedation.{run}"
+    result = _valid(checker, text)
+    assert result.findings.approach == "closed" and result.findings.laterality == "left"
+    assert result.findings.reduction

@@ -11,8 +11,8 @@ from notecheck.pipeline import (
     _CONTINUATION_INDENT,
     _DICTATION_MIN_STOPS,
     _END_PUNCT,
-    _HANGING_WORDS,
     _WRAP_MIN_LINE,
+    HANGING_WORDS,
 )
 
 NOTES = (sorted(ROOT.glob("corpus/*.txt")) + sorted(ROOT.glob("sample_notes/*.txt"))
@@ -41,7 +41,7 @@ def _reference(doc):
             nxt = words[i + 1] if i + 1 < n else ""
             indent = len(w) - len(w.rstrip(" \t")) if "\n" in w else 0
             opens = nxt == "(" and i + 2 < n and words[i + 2][:1].islower()
-            hangs = line.split(" ")[-1].lower() in _HANGING_WORDS
+            hangs = line.split(" ")[-1].lower() in HANGING_WORDS
             mark = re.match(r"[ \t]*(>+|\|)[ \t]*", line)
             after = re.compile(r"[ \t]*(>+|\|)[ \t]*").match(text, doc[i + 1].idx) if i + 1 < n else None
             if mark and after and nxt[:1] in (">", "|") and mark.group(1) == after.group(1):

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 
 from notecheck.mentions import Mention
 from notecheck.models import ReductionEvent, Resolution
+from notecheck.pipeline import HANGING_WORDS
 from notecheck.rulebook import (
     BlockPolicy,
     ChronologyPolicy,
@@ -281,7 +282,8 @@ def _sentence_stop(text: str, pos: int) -> int:
         if stop.group() == "\n":
             line = text[text.rfind("\n", 0, stop.start()) + 1 : stop.start()].rstrip()
             wrapped = len(line) >= _WRAPPED_LINE_MIN and line[-1:] not in ".:;!?"
-            if wrapped and text[stop.end() : stop.end() + 1].islower():
+            hangs = line[line.rfind(" ") + 1 :].lower() in HANGING_WORDS  # '... in 2023 our' / '12-year-old ...'
+            if wrapped and (text[stop.end() : stop.end() + 1].islower() or hangs):
                 continue
         return stop.start()
     return len(text)
@@ -1040,7 +1042,7 @@ def negation_is_close(m: Mention, reach: int = 12) -> bool:
                for cat, _, start in m.modifiers)
 
 
-def _plain_negative(m: Mention) -> bool:
+def plain_negative(m: Mention) -> bool:
     """An explicit 'not done' of a positive act: negated right beside it, and not a plan, history or doubt."""
     return m.flags["is_negated"] and not (m.flags["is_hypothetical"] or m.flags["is_historical"]
                                           or m.flags["is_uncertain"] or m.flags["is_family"]) and negation_is_close(m)
@@ -1063,7 +1065,7 @@ def discount_arrived_reduced(text: str, mentions: list[Mention], ar: Any) -> Opt
     if not arrived:
         return None
     said = [m for m in mentions if m.field == ar.field and (
-        m.counted or (m.value not in (None, False, "false") and _plain_negative(m)))]
+        m.counted or (m.value not in (None, False, "false") and plain_negative(m)))]
     if not said:
         return None
     last = said[-1]

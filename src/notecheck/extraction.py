@@ -34,10 +34,10 @@ from notecheck.encounter import (
     encounter_start,
     find_blocks,
     form_answer,
-    negation_is_close,
     only_historical,
     only_planned,
     only_queried,
+    plain_negative,
     promote,
     reduction_events,
     rx,
@@ -635,6 +635,17 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
                                         "patient's)", m.start))
     ar = policy.arrived_reduced
     arrived_at = discount_arrived_reduced(read, mentions, ar) if ar is not None else None
+    for vs in policy.last_statement_wins_values:
+        # The last plain statement of this value (done, or explicitly not done) decides, as for the booleans below.
+        negated_rules = rx(vs.negated_rules)
+        said = [m for m in by_field.get(vs.field, []) if str(m.value).lower() == vs.value and (
+            m.counted or (plain_negative(m) and m.section not in vs.skip_sections
+                          and negated_rules.search(m.rule) is not None))]
+        if said and not said[-1].counted:
+            for m in said[:-1]:
+                if m.counted:
+                    m.counted = False
+                    m.modifiers.append(("LATER_NEGATION", f"(later: not done @{said[-1].start})", said[-1].start))
     values: dict[str, Any] = {}
     # The treated side is resolved first: side-specific mentions (a THA on the other hip) are discounted against it.
     for name, fp in policy.fields.items():
@@ -700,10 +711,7 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
     booleans = {name: any(m.counted for m in by_field.get(name, [])) for name in policy.booleans}
     for name in policy.last_statement_wins:
         # The last plain statement (done, or explicitly not done) decides; plans, history and doubt are not statements.
-        said = [m for m in by_field.get(name, []) if m.counted or (
-            m.flags["is_negated"] and not (m.flags["is_hypothetical"] or m.flags["is_historical"]
-                                           or m.flags["is_uncertain"] or m.flags["is_family"])
-            and negation_is_close(m))]
+        said = [m for m in by_field.get(name, []) if m.counted or plain_negative(m)]
         if said and booleans.get(name) and not said[-1].counted:
             booleans[name] = False
             for m in said[:-1]:

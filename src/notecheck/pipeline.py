@@ -88,17 +88,17 @@ def defer_quickumls() -> None:
         sys.modules.pop("quickumls.spacy_component", None)
 
 
-_HANGING_WORDS = frozenset({"a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from",
-                            "under", "into", "was", "were", "is", "are", "be", "been", "that", "which", "as", "but",
-                            "has", "had", "have", "his", "their",
-                            # the same in the other languages notes come in: articles, conjunctions, prepositions
-                            "der", "die", "das", "des", "dem", "ein", "eine", "einer", "einem", "einen", "eines",
-                            "und", "oder", "mit", "bei", "zur", "zum", "vom", "nach", "über", "unter", "auf", "für",
-                            "durch", "het", "een", "en", "van", "voor", "door", "le", "la", "les", "une", "du", "et",
-                            "ou", "avec", "pour", "sur", "sous", "dans", "el", "los", "las", "una", "y", "con", "por",
-                            "para", "del", "uma", "com", "pela", "pelo", "och", "eller", "af", "og", "med",
-                            "til", "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy",
-                            "ve", "ile", "veya", "olursa", "halinde", "durumunda"})
+HANGING_WORDS = frozenset({  # a line ending on one of these goes on: it cannot end a sentence
+    "a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from", "under", "into", "was",
+    "were", "is", "are", "be", "been", "that", "which", "as", "but", "has", "had", "have", "his", "their", "our",
+    "my", "her", "its", "your",
+    # the same in the other languages notes come in: articles, conjunctions, prepositions
+    "der", "die", "das", "des", "dem", "ein", "eine", "einer", "einem", "einen", "eines", "und", "oder", "mit",
+    "bei", "zur", "zum", "vom", "nach", "über", "unter", "auf", "für", "durch", "het", "een", "en", "van", "voor",
+    "door", "le", "la", "les", "une", "du", "et", "ou", "avec", "pour", "sur", "sous", "dans", "el", "los", "las",
+    "una", "y", "con", "por", "para", "del", "uma", "com", "pela", "pelo", "och", "eller", "af", "og", "med", "til",
+    "i", "z", "w", "oraz", "lub", "przez", "pod", "nad", "przy", "ve", "ile", "veya", "olursa", "halinde",
+    "durumunda"})
 _QUOTE_MARKS = re.compile(r"[ \t]*(>+|\|)[ \t]*")  # the marks that open each line of a quotation
 _LINE_NUMBER = re.compile(r"[ \t]*(?:\d{1,3}:)?(\d{1,2})[ \t]{2,}(?=\S)")  # a transcript's page:line number
 _BREAK_OR_END = re.compile(r"[\n\r.!?]")
@@ -144,7 +144,7 @@ def split_sentences(doc: Doc) -> Doc:
             opens = (nxt == "(" and lengths[i + 1] == 1 and i + 2 < n
                      and text[offsets[i + 2] : offsets[i + 2] + 1].islower())
             # a line that ends on 'an', 'and', 'to' cannot end its sentence ('... incorrectly lists an\n"open ...')
-            hangs = line[line.rfind(" ") + 1 :].lower() in _HANGING_WORDS
+            hangs = line[line.rfind(" ") + 1 :].lower() in HANGING_WORDS
             # an e-mail style quotation ('>> ... no acetabular' / '>>   or femoral head fracture') wraps inside
             # its quote marks: the word after the next line's marks decides
             if nxt in (">", "|") and i + 1 < n:

@@ -573,6 +573,19 @@ class SpokenDigits(_Strict):
         return v
 
 
+class ValueStatement(_Strict):
+    """A value of a ranked finding that the note's last plain statement of it decides, and the rules whose negation
+    states it was not done ('open reduction was not required' does; 'ORIF not performed' or 'no capsulorrhaphy' names
+    a step inside an open operation, not the approach)."""
+
+    field: str
+    value: str
+    negated_rules: str = Field(description="regex over rule names: a plain negation of a mention of one of these "
+                                           "rules says the value was not done")
+    skip_sections: list[str] = Field(default_factory=list, description="sections whose negations state nothing "
+                                                                       "about this encounter's act (a coder's review)")
+
+
 class FieldValue(_Strict):
     """A finding field and, optionally, one of its values (any value when left out)."""
 
@@ -765,6 +778,11 @@ class FindingsPolicy(_Strict):
     last_statement_wins: list[str] = Field(
         default_factory=list, description="boolean findings decided by the note's last statement of them: a title or "
                                           "booking that names a step the body later says was not done does not count")
+    last_statement_wins_values: list[ValueStatement] = Field(
+        default_factory=list, description="values of ranked findings decided by the note's last plain statement of "
+                                          "them: a case-log line or a resident's reasoning that names an open "
+                                          "reduction, before an operative report saying open reduction was not "
+                                          "required, names what was booked or believed, not what was done")
     forms: Optional[FormPolicy] = None
     code_label_pattern: str = Field(
         description="regex for the text just before a CPT code that makes it a stated claim (CPT:, Charges:)")
@@ -781,7 +799,8 @@ class FindingsPolicy(_Strict):
         fu, ev, bl = self.follow_up, self.events, self.blocks
         return [*self.fields, *self.field_ignore_sections, *self.side_specific,
                 *(f for fs in (bl.keeps.values() if bl else ()) for f in fs),
-                *self.last_statement_wins, *self.historical_fallback, *self.planned_state_fallback,
+                *self.last_statement_wins, *(fv.field for fv in self.last_statement_wins_values),
+                *self.historical_fallback, *self.planned_state_fallback,
                 *(self.working_diagnosis_fallback.fields if self.working_diagnosis_fallback else ()),
                 *(self.working_diagnosis_fallback.acts if self.working_diagnosis_fallback else ()),
                 *self.treated_side_acts,
