@@ -574,9 +574,12 @@ def apply_corrections(text: str, mentions: list[Mention], cp: Any) -> None:
         if stop is not None:
             end = stop.start()
         # A corrected value ('NOT general anesthesia') names the field as much as a new one does; a value only implied
-        # by another finding ('spica' implies a closed approach) does not correct that field.
+        # by another finding ('spica' implies a closed approach) does not correct that field, nor does a correction
+        # of an earlier episode ('the episode of 11/2022 was reduced under spinal, not GA'); a past fact that still
+        # holds ('the left hip is a total hip arthroplasty (2015)') counts and corrects.
         fields = {m.field for m in mentions if (m.counted or m.flags.get("is_negated")) and m.field in cp.fields
-                  and found.end() <= m.start < end and not m.meta.get("implied")}
+                  and found.end() <= m.start < end and not m.meta.get("implied")
+                  and (m.counted or not m.flags.get("is_historical"))}
         if not fields:
             continue
         cue = found.group(0).strip()[:40]
