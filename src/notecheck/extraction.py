@@ -576,6 +576,13 @@ def _imaging(mentions: list[Mention], policy: FindingsPolicy, text: str = "") ->
     return placed
 
 
+def _line_sides(text: str, pos: int, sides: list[Mention]) -> set[str]:
+    """The sides named (not negated) on the line holding `pos`."""
+    lo, hi = text.rfind("\n", 0, pos) + 1, text.find("\n", pos)
+    hi = len(text) if hi == -1 else hi
+    return {str(m.value) for m in sides if lo <= m.start < hi and m.value is not None and not m.flags["is_negated"]}
+
+
 def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Resolution]]:
     """Resolve all mentions in a processed Doc into Findings, Evidence and the reasons for each conflict."""
     policy = book.findings
@@ -642,8 +649,11 @@ def extract(doc: Doc, book: Rulebook) -> tuple[Findings, list[Evidence], list[Re
             m.counted or (plain_negative(m) and m.section not in vs.skip_sections
                           and negated_rules.search(m.rule) is not None))]
         if said and not said[-1].counted:
+            # 'Right hip: open reduction ...' then 'Left hip: ... open reduction was not required': another side's
+            # statement; a side named on the negation's line must be the side named on the mention's line
+            denied = _line_sides(read, said[-1].start, by_field.get("laterality", []))
             for m in said[:-1]:
-                if m.counted:
+                if m.counted and not (denied and _line_sides(read, m.start, by_field.get("laterality", [])) - denied):
                     m.counted = False
                     m.modifiers.append(("LATER_NEGATION", f"(later: not done @{said[-1].start})", said[-1].start))
     values: dict[str, Any] = {}

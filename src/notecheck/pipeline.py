@@ -91,7 +91,7 @@ def defer_quickumls() -> None:
 HANGING_WORDS = frozenset({  # a line ending on one of these goes on: it cannot end a sentence
     "a", "an", "the", "and", "or", "of", "to", "with", "for", "in", "on", "at", "by", "from", "under", "into", "was",
     "were", "is", "are", "be", "been", "that", "which", "as", "but", "has", "had", "have", "his", "their", "our",
-    "my", "her", "its", "your",
+    "my", "its", "your",
     # the same in the other languages notes come in: articles, conjunctions, prepositions
     "der", "die", "das", "des", "dem", "ein", "eine", "einer", "einem", "einen", "eines", "und", "oder", "mit",
     "bei", "zur", "zum", "vom", "nach", "über", "unter", "auf", "für", "durch", "het", "een", "en", "van", "voor",
